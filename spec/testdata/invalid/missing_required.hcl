@@ -1,0 +1,3 @@
+# want: Missing required argument at 2: "label"
+widget "w" {
+}
