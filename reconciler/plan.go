@@ -90,6 +90,8 @@ type Plan struct {
 	// stale.
 	Fingerprint string
 	CreatedAt   time.Time
+
+	state *planState
 }
 
 // Counts returns the numbers that the summary line shows: objects to add,

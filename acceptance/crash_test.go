@@ -1,0 +1,185 @@
+package acceptance
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// v1 and v2 exercise every kind of step: v1 → v2 updates thing.a, replaces
+// thing.d, deletes thing.b and two instances of thing.c, creates thing.e.
+const v1 = `
+thing "a" {
+  name  = "a"
+  value = "one"
+}
+thing "b" {
+  name  = "b"
+  value = thing.a.id
+}
+thing "c" {
+  count = 3
+  name  = "c${count.index}"
+}
+thing "d" {
+  name   = "d"
+  flavor = "x"
+}
+`
+
+const v2 = `
+thing "a" {
+  name  = "a"
+  value = "two"
+}
+thing "c" {
+  count = 1
+  name  = "c${count.index}"
+}
+thing "d" {
+  name   = "d"
+  flavor = "y"
+}
+thing "e" {
+  name  = "e"
+  value = thing.d.id
+}
+`
+
+// v2Addresses are the instances v2 declares.
+var v2Addresses = []string{"thing.a", "thing.c[0]", "thing.d", "thing.e"}
+
+// checkConverged applies v2 without faults and checks that the host holds
+// exactly what v2 declares: nothing orphaned, nothing missing, no diff.
+func checkConverged(t *testing.T, h *host) {
+	t.Helper()
+	h.mustBerth(0, nil, "apply", "-auto-approve", h.cfgDir)
+	h.mustBerth(0, nil, "plan", "-detailed-exitcode", h.cfgDir)
+	var addrs []string
+	for _, r := range h.show().Resources {
+		if r.Gone || r.Status != "created" {
+			t.Errorf("%s: status %s gone=%v after convergence", r.Address, r.Status, r.Gone)
+		}
+		addrs = append(addrs, r.Address)
+	}
+	sort.Strings(addrs)
+	if strings.Join(addrs, " ") != strings.Join(v2Addresses, " ") {
+		t.Errorf("owned %v, want %v", addrs, v2Addresses)
+	}
+	if files := h.objectFiles(); len(files) != len(v2Addresses) {
+		t.Errorf("the provider holds %d objects (%v), want %d: something was orphaned or lost", len(files), files, len(v2Addresses))
+	}
+	noProviderLeft(t, h)
+}
+
+// noProviderLeft fails when a provider process of this host outlived berth.
+func noProviderLeft(t *testing.T, h *host) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		pids := providerPIDs(h)
+		if len(pids) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, p := range pids {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+			t.Errorf("provider processes left running: %v", pids)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func providerPIDs(h *host) []int {
+	var out []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(env), "BERTH_STATE_DIR="+h.stateDir+"\x00") && pid != os.Getpid() {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// TestApplySurvivesKillAtEveryStep kills `berth apply` with SIGKILL at a
+// growing delay, so that over the runs it dies before, during and after each
+// provider call and inventory write; the next apply must converge.
+func TestApplySurvivesKillAtEveryStep(t *testing.T) {
+	const step = 40 * time.Millisecond
+	// v1 → v2 makes 9 provider calls at one at a time; kill points span
+	// them all and a little beyond.
+	for i := 0; i < 12; i++ {
+		delay := time.Duration(i)*step + step/2
+		t.Run(fmt.Sprintf("kill_after_%s", delay), func(t *testing.T) {
+			h := newHost(t)
+			h.write(v1)
+			h.mustBerth(0, nil, "apply", "-auto-approve", h.cfgDir)
+			h.write(v2)
+			cmd := exec.Command(h.bin.berth, "apply", "-auto-approve", "-parallelism", "1", h.cfgDir)
+			cmd.Env = append(append([]string{}, h.env...), "BERTH_TESTPROVIDER_DELAY="+step.String())
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// The provider start-up takes time too: count from the first
+			// moment berth holds the lock.
+			time.Sleep(delay)
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			noProviderLeft(t, h)
+			// The lock died with the process.
+			checkConverged(t, h)
+		})
+	}
+}
+
+// TestProviderFaultsAtEveryOperation injects a fault into each operation of
+// the provider — an error, a crash before or after the work, a hang — and
+// checks that berth reports it clearly, keeps the inventory consistent and
+// converges on the next apply.
+func TestProviderFaultsAtEveryOperation(t *testing.T) {
+	cases := []struct {
+		fault string
+		want  string // in the output of the failed apply
+	}{
+		{"apply:fail:thing.a", "thing.a"},
+		{"apply:crash-before:thing.d", "crashed"},
+		{"apply:crash-after:thing.d", "crashed"},
+		{"apply:crash-after:thing.e", "crashed"},
+		{"apply:hang:thing.a", "in time"},
+		{"delete:fail:thing.b", "thing.b"},
+		{"delete:crash-before:thing.b", "crashed"},
+		{"delete:crash-after:thing.c[2]", "crashed"},
+		{"delete:hang:thing.d", "in time"},
+		{"read:fail", "thing"},
+		{"plan:fail", "thing"},
+	}
+	for _, c := range cases {
+		t.Run(strings.NewReplacer(":", "_", "[", "_", "]", "").Replace(c.fault), func(t *testing.T) {
+			h := newHost(t)
+			h.write(v1)
+			h.mustBerth(0, nil, "apply", "-auto-approve", h.cfgDir)
+			h.write(v2)
+			r := h.mustBerth(1, []string{"BERTH_TESTPROVIDER_FAULT=" + c.fault}, "apply", "-auto-approve", "-provider-timeout", "2s", h.cfgDir)
+			if !strings.Contains(r.stdout+r.stderr, c.want) {
+				t.Errorf("output does not mention %q:\nstdout:\n%s\nstderr:\n%s", c.want, r.stdout, r.stderr)
+			}
+			noProviderLeft(t, h)
+			checkConverged(t, h)
+		})
+	}
+}

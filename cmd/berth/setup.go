@@ -1,0 +1,366 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/providers/local"
+	"github.com/berthhq/berth/providers/plugin"
+	"github.com/berthhq/berth/reconciler"
+	"github.com/berthhq/berth/reconciler/inventory"
+	"github.com/berthhq/berth/reconciler/lock"
+	"github.com/berthhq/berth/reconciler/view"
+	"github.com/berthhq/berth/spec"
+	"github.com/hashicorp/hcl/v2"
+	"golang.org/x/term"
+)
+
+// providerSubcommand is the hidden subcommand that serves a built-in
+// provider in a child process. It must never be "init": the container
+// runtime re-executes the binary with that word.
+const providerSubcommand = "__provider"
+
+// builtinProviders lists the providers served by the berth binary itself.
+func builtinProviders() []string { return []string{"local"} }
+
+func protocolVersion() int { return providers.ProtocolVersion }
+
+// cmdProvider serves a built-in provider over the plugin protocol.
+func cmdProvider(_ context.Context, env *cliEnv, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(env.stderr, "berth: this command is started by berth itself to serve a provider")
+		return 1
+	}
+	stateDir := env.getenv("BERTH_STATE_DIR")
+	if stateDir == "" {
+		stateDir = "/var/lib/berth"
+	}
+	switch args[0] {
+	case "local":
+		plugin.Serve(local.New(filepath.Join(stateDir, "providers", "local")))
+		return 0
+	}
+	fmt.Fprintf(env.stderr, "berth: no built-in provider %q\n", args[0])
+	return 1
+}
+
+// multiFlag collects a repeated flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// varFlag collects -var and -var-file in command-line order.
+type varFlag struct {
+	list *[]varArg
+	file bool
+}
+
+type varArg struct {
+	file  bool
+	value string
+}
+
+func (v varFlag) String() string { return "" }
+func (v varFlag) Set(s string) error {
+	*v.list = append(*v.list, varArg{file: v.file, value: s})
+	return nil
+}
+
+// options are the flags shared by several commands.
+type options struct {
+	stateDir    string
+	pluginDirs  multiFlag
+	hostName    string
+	labels      multiFlag
+	noColor     bool
+	parallelism int
+	lockTimeout time.Duration
+	callTimeout time.Duration
+	vars        []varArg
+	json        bool
+	targets     multiFlag
+}
+
+func (o *options) register(fs *flag.FlagSet, withVars bool) {
+	fs.StringVar(&o.stateDir, "state-dir", "", "state directory (env BERTH_STATE_DIR, default /var/lib/berth)")
+	fs.Var(&o.pluginDirs, "plugin-dir", "extra directory to search for provider plugins (repeatable)")
+	fs.StringVar(&o.hostName, "host-name", "", "host name seen as host.name (default: this machine's hostname)")
+	fs.Var(&o.labels, "label", "host label k=v seen in host.labels (repeatable)")
+	fs.BoolVar(&o.noColor, "no-color", false, "disable colour (also NO_COLOR)")
+	fs.IntVar(&o.parallelism, "parallelism", 10, "number of provider operations run at once")
+	fs.DurationVar(&o.lockTimeout, "lock-timeout", 0, "how long to wait for the state lock (0: fail at once)")
+	fs.DurationVar(&o.callTimeout, "provider-timeout", 10*time.Minute, "how long one provider operation may take")
+	if withVars {
+		fs.Var(varFlag{list: &o.vars}, "var", "set a variable: -var NAME=VALUE (repeatable)")
+		fs.Var(varFlag{list: &o.vars, file: true}, "var-file", "read variables from an HCL file (repeatable)")
+	}
+}
+
+// parseArgs parses flags that may come before or after positional
+// arguments, as `berth plan DIR -out FILE` and `berth plan -out FILE DIR`.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if rest[0] == "--" {
+			return append(pos, rest[1:]...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func newFlagSet(env *cliEnv, name, usageLine string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.stderr, "Usage: berth %s\n\nOptions:\n", usageLine)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (o *options) resolvedStateDir(env *cliEnv) string {
+	if o.stateDir != "" {
+		return o.stateDir
+	}
+	if d := env.getenv("BERTH_STATE_DIR"); d != "" {
+		return d
+	}
+	return "/var/lib/berth"
+}
+
+func (o *options) color(env *cliEnv, w io.Writer) bool {
+	if o.noColor || env.getenv("NO_COLOR") != "" {
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (o *options) host() (spec.Host, error) {
+	h := spec.Host{Name: o.hostName, Labels: map[string]string{}}
+	if h.Name == "" {
+		n, err := os.Hostname()
+		if err != nil {
+			return h, fmt.Errorf("cannot read the hostname: %w; set --host-name", err)
+		}
+		h.Name = n
+	}
+	for _, l := range o.labels {
+		k, v, ok := strings.Cut(l, "=")
+		if !ok || k == "" {
+			return h, fmt.Errorf("invalid --label %q: write --label KEY=VALUE", l)
+		}
+		h.Labels[k] = v
+	}
+	return h, nil
+}
+
+// session is what a command that talks to providers holds.
+type session struct {
+	env      *cliEnv
+	opts     *options
+	stateDir string
+	clients  []*plugin.Client
+	provs    map[string]providers.Provider
+	engine   *reconciler.Engine
+	store    *inventory.Store
+	lock     *lock.Lock
+	files    map[string]*hcl.File
+}
+
+// openSession starts the providers, opens the inventory and, when write is
+// set, takes the state lock.
+func openSession(ctx context.Context, env *cliEnv, o *options, command string, write bool) (*session, error) {
+	s := &session{env: env, opts: o, stateDir: o.resolvedStateDir(env), files: map[string]*hcl.File{}}
+	if err := os.MkdirAll(s.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create the state directory: %w", err)
+	}
+	if write {
+		l, err := lock.Acquire(ctx, s.stateDir, o.lockTimeout, command)
+		if err != nil {
+			return nil, err
+		}
+		s.lock = l
+	}
+	st, err := inventory.Open(s.stateDir)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.store = st
+	provs, err := s.startProviders(ctx)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.provs = provs
+	key, err := fingerprintKey(s.stateDir)
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	eng, err := reconciler.New(ctx, reconciler.Options{
+		Providers:      provs,
+		Inventory:      st,
+		Parallelism:    o.parallelism,
+		CallTimeout:    o.callTimeout,
+		FingerprintKey: key,
+	})
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.engine = eng
+	return s, nil
+}
+
+func (s *session) startProviders(ctx context.Context) (map[string]providers.Provider, error) {
+	out := map[string]providers.Provider{}
+	env := []string{"BERTH_STATE_DIR=" + s.stateDir}
+	for _, name := range builtinProviders() {
+		cmd := exec.Command(s.env.self, providerSubcommand, name)
+		// The child sees itself as "berth" whatever the file is called.
+		cmd.Args[0] = "berth"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		c, err := plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
+		if err != nil {
+			return nil, fmt.Errorf("start built-in provider %q: %w", name, err)
+		}
+		s.clients = append(s.clients, c)
+		out[name] = c
+	}
+	dirs := append([]string{filepath.Join(s.stateDir, "plugins")}, s.opts.pluginDirs...)
+	found, err := plugin.Discover(dirs...)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(found))
+	for n := range found {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("plugin %s has the name of a built-in provider; rename or remove it", found[name])
+		}
+		cmd := exec.Command(found[name])
+		// A provider must not outlive berth, even when berth is killed.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		c, err := plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
+		if err != nil {
+			return nil, fmt.Errorf("start provider %q (%s): %w", name, found[name], err)
+		}
+		s.clients = append(s.clients, c)
+		out[name] = c
+	}
+	return out, nil
+}
+
+func (s *session) close() {
+	for _, c := range s.clients {
+		c.Close()
+	}
+	if s.lock != nil {
+		_ = s.lock.Release()
+	}
+}
+
+// fingerprintKey returns the state directory's key for plan fingerprints,
+// creating it on first use.
+func fingerprintKey(stateDir string) ([]byte, error) {
+	p := filepath.Join(stateDir, "plan.key")
+	b, err := os.ReadFile(p)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("read plan key: %w", err)
+	}
+	tok := inventory.NewToken() + inventory.NewToken()
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, []byte(tok), 0o600); err != nil {
+		return nil, fmt.Errorf("write plan key: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return nil, fmt.Errorf("write plan key: %w", err)
+	}
+	return []byte(tok), nil
+}
+
+// loadConfig loads the configuration in dir and the variable inputs.
+func (s *session) loadConfig(dir string) (*spec.Config, spec.Inputs, hcl.Diagnostics) {
+	return loadConfig(s.env, s.opts, dir, s.files)
+}
+
+func loadConfig(env *cliEnv, o *options, dir string, files map[string]*hcl.File) (*spec.Config, spec.Inputs, hcl.Diagnostics) {
+	var in spec.Inputs
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return nil, in, hcl.Diagnostics{{
+			Severity: hcl.DiagError,
+			Summary:  "No configuration directory",
+			Detail:   fmt.Sprintf("%s is not a directory. Give the directory that holds your *.hcl files.", dir),
+		}}
+	}
+	cfg, diags := spec.Load(os.DirFS(dir), dir)
+	if cfg != nil {
+		for n, f := range cfg.Files {
+			files[n] = f
+		}
+	}
+	in.Vars = spec.EnvVars(env.environ)
+	for _, v := range o.vars {
+		if v.file {
+			vs, f, ds := spec.LoadVarFile(v.value)
+			if f != nil {
+				files[v.value] = f
+			}
+			diags = append(diags, ds...)
+			in.Vars = append(in.Vars, vs...)
+			continue
+		}
+		vi, err := spec.ParseVarFlag(v.value)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid -var", Detail: err.Error()})
+			continue
+		}
+		in.Vars = append(in.Vars, vi)
+	}
+	h, err := o.host()
+	if err != nil {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid host settings", Detail: err.Error()})
+	}
+	in.Host = h
+	return cfg, in, diags
+}
+
+func (s *session) diags(diags hcl.Diagnostics) {
+	renderDiags(s.env, s.opts, diags, s.files)
+}
+
+func renderDiags(env *cliEnv, o *options, diags hcl.Diagnostics, files map[string]*hcl.File) {
+	if len(diags) == 0 {
+		return
+	}
+	_ = view.RenderDiagnostics(env.stderr, diags, files, view.Options{Color: o.color(env, env.stderr)})
+}

@@ -1,0 +1,505 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/reconciler/inventory"
+	"github.com/berthhq/berth/spec"
+	"github.com/berthhq/berth/spec/addr"
+	"github.com/berthhq/berth/spec/marks"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
+)
+
+// ApplyResult is the outcome of an apply.
+type ApplyResult struct {
+	Added, Changed, Destroyed int
+	// Failed and Skipped list the instances that failed and those not
+	// attempted because something they depend on failed.
+	Failed  []addr.Instance
+	Skipped []addr.Instance
+	// Outputs are the outputs after the apply, sensitive ones marked.
+	Outputs     []*OutputChange
+	Diagnostics hcl.Diagnostics
+}
+
+// applier holds the state of one apply.
+type applier struct {
+	e     *Engine
+	st    *planState
+	hook  Hook
+	sem   chan struct{}
+	mu    sync.Mutex
+	res   ApplyResult
+	store *inventory.Store
+}
+
+// Apply carries out a plan made by Plan: deletes first, in reverse
+// dependency order, then creates and updates in dependency order, then the
+// deletes of create-before-destroy replacements. A failure stops only what
+// depends on the failed instance. Every step is recorded in the inventory
+// before and after the provider is called, so that an apply killed at any
+// point leaves a state the next plan converges from.
+func (e *Engine) Apply(ctx context.Context, p *Plan, hook Hook) *ApplyResult {
+	if hook == nil {
+		hook = NopHook{}
+	}
+	a := &applier{e: e, st: p.state, hook: hook, sem: make(chan struct{}, e.opts.Parallelism), store: e.opts.Inventory}
+	if a.st == nil {
+		a.res.Diagnostics = append(a.res.Diagnostics, errDiag("Plan cannot be applied", "This plan was not made by this engine; plan again."))
+		return &a.res
+	}
+	for _, en := range a.st.stale {
+		if err := a.store.Remove(en.Token); err != nil {
+			a.fail(nil, errDiag("Cannot update the inventory", err.Error()))
+		}
+	}
+
+	var firstDeletes, lastDeletes, upserts []*planned
+	for _, it := range a.st.items {
+		switch it.change.Action {
+		case Delete, Replace:
+			firstDeletes = append(firstDeletes, it)
+		case CreateThenDelete:
+			lastDeletes = append(lastDeletes, it)
+		}
+		if it.change.Action != Delete {
+			upserts = append(upserts, it)
+		}
+	}
+	failedRes := a.deletes(ctx, firstDeletes)
+	a.upserts(ctx, upserts, failedRes)
+	a.deletes(ctx, lastDeletes)
+	a.outputs()
+	sort.Slice(a.res.Failed, func(i, j int) bool { return a.res.Failed[i].Less(a.res.Failed[j]) })
+	sort.Slice(a.res.Skipped, func(i, j int) bool { return a.res.Skipped[i].Less(a.res.Skipped[j]) })
+	if len(a.res.Skipped) > 0 {
+		names := make([]string, len(a.res.Skipped))
+		for i, s := range a.res.Skipped {
+			names[i] = s.String()
+		}
+		a.res.Diagnostics = append(a.res.Diagnostics, &hcl.Diagnostic{
+			Severity: hcl.DiagWarning,
+			Summary:  fmt.Sprintf("%d skipped because a dependency failed", len(names)),
+			Detail:   fmt.Sprintf("Not attempted: %s. Fix the errors above and apply again.", strings.Join(names, ", ")),
+		})
+	}
+	return &a.res
+}
+
+func (a *applier) fail(ia *addr.Instance, ds ...*hcl.Diagnostic) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ia != nil {
+		a.res.Failed = append(a.res.Failed, *ia)
+	}
+	a.res.Diagnostics = append(a.res.Diagnostics, ds...)
+}
+
+func (a *applier) acquire(ctx context.Context) bool {
+	select {
+	case a.sem <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (a *applier) release() { <-a.sem }
+
+// depsOf returns the resources that resource node n depends on, looking
+// through locals.
+func (a *applier) depsOf(n string) []string {
+	seen := map[string]bool{}
+	var out []string
+	var visit func(string)
+	visit = func(x string) {
+		for _, d := range a.st.graph.DependsOn(x) {
+			if seen[d] {
+				continue
+			}
+			seen[d] = true
+			if strings.HasPrefix(d, "local.") {
+				visit(d)
+				continue
+			}
+			if strings.HasPrefix(d, "output.") {
+				continue
+			}
+			out = append(out, d)
+		}
+	}
+	visit(n)
+	sort.Strings(out)
+	return out
+}
+
+// deletes deletes the objects of items, each after the deletes of what
+// depends on it. It returns the resources whose delete failed.
+func (a *applier) deletes(ctx context.Context, items []*planned) map[string]bool {
+	failed := map[string]bool{}
+	if len(items) == 0 {
+		return failed
+	}
+	byRes := map[string][]*planned{}
+	for _, it := range items {
+		byRes[it.change.Addr.Resource.String()] = append(byRes[it.change.Addr.Resource.String()], it)
+	}
+	deps := map[string][]string{}
+	for r := range byRes {
+		deps[r] = nil
+	}
+	// X depends on Y ⇒ delete X before Y: Y's node waits for X's.
+	for r, its := range byRes {
+		var ys []string
+		if its[0].res != nil {
+			ys = a.depsOf(r)
+		} else {
+			for _, it := range its {
+				for _, d := range it.prior.entry.Dependencies {
+					if ia, err := addr.Parse(d); err == nil {
+						ys = append(ys, ia.Resource.String())
+					}
+				}
+			}
+		}
+		for _, y := range ys {
+			if _, ok := byRes[y]; ok && y != r {
+				deps[y] = append(deps[y], r)
+			}
+		}
+	}
+	var fmu sync.Mutex
+	w := &walker{deps: deps, parallelism: len(deps) + 1}
+	w.run(ctx, func(ctx context.Context, node string) error {
+		var wg sync.WaitGroup
+		var nodeErr error
+		var emu sync.Mutex
+		for _, it := range byRes[node] {
+			wg.Add(1)
+			go func(it *planned) {
+				defer wg.Done()
+				if err := a.deleteOne(ctx, it); err != nil {
+					emu.Lock()
+					nodeErr = err
+					emu.Unlock()
+				}
+			}(it)
+		}
+		wg.Wait()
+		if nodeErr != nil {
+			fmu.Lock()
+			failed[node] = true
+			fmu.Unlock()
+		}
+		// A failed delete does not stop the deletes of what this
+		// resource depends on from being attempted only when those do not
+		// need it gone; to stay safe, report failure to the walker.
+		return nodeErr
+	}, func(node, cause string) {
+		fmu.Lock()
+		failed[node] = true
+		fmu.Unlock()
+		for _, it := range byRes[node] {
+			a.skip(it, cause)
+		}
+	})
+	return failed
+}
+
+func (a *applier) skip(it *planned, cause string) {
+	ca, _ := addr.Parse(cause)
+	a.hook.Skipped(it.change, ca)
+	a.mu.Lock()
+	a.res.Skipped = append(a.res.Skipped, it.change.Addr)
+	a.mu.Unlock()
+}
+
+func (a *applier) deleteOne(ctx context.Context, it *planned) error {
+	if !a.acquire(ctx) {
+		return ctx.Err()
+	}
+	defer a.release()
+	ch := *it.change
+	ch.Action = Delete
+	ch.After = cty.NullVal(ch.Before.Type())
+	is := it.prior
+	prov := a.e.opts.Providers[is.entry.Provider]
+	start := time.Now()
+	a.hook.PreApply(&ch)
+	en := is.entry
+	en.Status = inventory.Deleting
+	en.ID = is.id
+	en.UpdatedAt = a.e.opts.Now()
+	if err := a.store.Put(en); err != nil {
+		d := errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())
+		a.hook.PostApply(&ch, time.Since(start), fmt.Errorf("%s", d.Detail))
+		a.fail(&ch.Addr, d)
+		return err
+	}
+	cctx, cancel := a.e.callCtx(ctx)
+	resp := prov.Delete(cctx, providers.DeleteRequest{
+		Kind:    en.Kind,
+		ID:      is.id,
+		Owner:   providers.Owner{Address: en.Address, Token: en.Token},
+		Prior:   is.live,
+		Private: is.priv,
+	})
+	cancel()
+	if resp.Diagnostics.HasErrors() {
+		ds := providerDiags(ch.Addr.String(), "delete", resp.Diagnostics, a.st.redact)
+		a.hook.PostApply(&ch, time.Since(start), fmt.Errorf("%s", a.st.redact.redact(resp.Diagnostics.Err().Error())))
+		a.fail(&ch.Addr, ds...)
+		return fmt.Errorf("delete failed")
+	}
+	if err := a.store.Remove(en.Token); err != nil {
+		d := errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())
+		a.hook.PostApply(&ch, time.Since(start), err)
+		a.fail(&ch.Addr, d)
+		return err
+	}
+	a.hook.PostApply(&ch, time.Since(start), nil)
+	a.mu.Lock()
+	a.res.Destroyed++
+	a.mu.Unlock()
+	return nil
+}
+
+// upserts creates and updates, resource by resource in dependency order,
+// refreshing the scope as values become known.
+func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[string]bool) {
+	byRes := map[string][]*planned{}
+	for _, it := range items {
+		k := it.change.Addr.Resource.String()
+		byRes[k] = append(byRes[k], it)
+	}
+	deps := map[string][]string{}
+	for _, n := range a.st.graph.Nodes() {
+		if strings.HasPrefix(n, "output.") {
+			continue
+		}
+		deps[n] = nil
+		for _, d := range a.st.graph.DependsOn(n) {
+			if !strings.HasPrefix(d, "output.") {
+				deps[n] = append(deps[n], d)
+			}
+		}
+	}
+	w := &walker{deps: deps, parallelism: len(deps) + 1}
+	w.run(ctx, func(ctx context.Context, node string) error {
+		if strings.HasPrefix(node, "local.") {
+			ds := a.st.scope.EvalLocal(strings.TrimPrefix(node, "local."), false)
+			if ds.HasErrors() {
+				a.fail(nil, ds...)
+				return fmt.Errorf("local failed")
+			}
+			return nil
+		}
+		if failedRes[node] {
+			for _, it := range byRes[node] {
+				if it.change.Action.IsReplace() {
+					a.skip(it, node)
+				}
+			}
+			return fmt.Errorf("delete failed")
+		}
+		its := byRes[node]
+		if len(its) == 0 {
+			return nil
+		}
+		r := its[0].res
+		vals := map[addr.Key]cty.Value{}
+		var vmu sync.Mutex
+		var wg sync.WaitGroup
+		var nodeErr error
+		for _, it := range its {
+			if it.change.Action == NoOp {
+				vals[it.inst.Key] = it.change.After
+				continue
+			}
+			wg.Add(1)
+			go func(it *planned) {
+				defer wg.Done()
+				v, err := a.upsertOne(ctx, r, it)
+				vmu.Lock()
+				defer vmu.Unlock()
+				if err != nil {
+					nodeErr = err
+					v = it.change.After
+				}
+				vals[it.inst.Key] = v
+			}(it)
+		}
+		wg.Wait()
+		if r != nil {
+			a.st.scope.SetResource(r, vals)
+		}
+		return nodeErr
+	}, func(node, cause string) {
+		for _, it := range byRes[node] {
+			if it.change.Action != NoOp {
+				a.skip(it, cause)
+			}
+		}
+	})
+}
+
+// upsertOne creates or updates one instance and returns its new state.
+func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) (cty.Value, error) {
+	if !a.acquire(ctx) {
+		return cty.NilVal, ctx.Err()
+	}
+	defer a.release()
+	e := a.e
+	ch := *it.change
+	create := ch.Action != Update
+	if create {
+		ch.Action = Create
+		ch.Before = cty.NullVal(ch.After.Type())
+	}
+	start := time.Now()
+	a.hook.PreApply(&ch)
+	failWith := func(ds hcl.Diagnostics) (cty.Value, error) {
+		msg := ds.Error()
+		a.hook.PostApply(&ch, time.Since(start), fmt.Errorf("%s", msg))
+		a.fail(&ch.Addr, ds...)
+		return cty.NilVal, fmt.Errorf("%s", msg)
+	}
+
+	kind := e.schemas[ch.Addr.Kind]
+	prov := e.opts.Providers[ch.Provider]
+	// Evaluate again: what was unknown at plan time is known now.
+	cfgVal, ds := a.st.scope.Decode(r, &it.inst, kind.Block.DecoderSpec(), false)
+	if ds.HasErrors() {
+		return failWith(ds)
+	}
+	a.st.redact.addValue(cfgVal)
+	prior := cty.NullVal(kind.Block.ImpliedType())
+	var priv []byte
+	id := ""
+	if !create {
+		prior = it.prior.live
+		priv = it.prior.priv
+		id = it.prior.id
+	}
+	cfgVal = applyIgnoreChanges(cfgVal, it.change.Before, r.Lifecycle)
+	raw, pvm := cfgVal.UnmarkDeepWithPaths()
+	cctx, cancel := e.callCtx(ctx)
+	presp := prov.Plan(cctx, providers.PlanRequest{Kind: ch.Addr.Kind, Prior: prior, Config: raw, Private: priv})
+	cancel()
+	if presp.Diagnostics.HasErrors() {
+		return failWith(attrDiags(ch.Addr, "plan", presp.Diagnostics, r, a.st.redact))
+	}
+
+	now := e.opts.Now()
+	var en inventory.Entry
+	if create {
+		en = inventory.Entry{
+			Token:        inventory.NewToken(),
+			Address:      ch.Addr.String(),
+			Kind:         ch.Addr.Kind,
+			Provider:     ch.Provider,
+			Status:       inventory.Creating,
+			Dependencies: a.depsOf(r.Addr.String()),
+			Revision:     e.opts.Revision,
+			CreatedAt:    now,
+			UpdatedAt:    now,
+		}
+		if err := a.store.Put(en); err != nil {
+			return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())})
+		}
+	} else {
+		en = it.prior.entry
+	}
+	cctx, cancel = e.callCtx(ctx)
+	resp := prov.Apply(cctx, providers.ApplyRequest{
+		Kind:    ch.Addr.Kind,
+		ID:      id,
+		Owner:   providers.Owner{Address: en.Address, Token: en.Token},
+		Prior:   prior,
+		Planned: presp.Planned,
+		Config:  raw,
+		Private: priv,
+	})
+	cancel()
+	if resp.Diagnostics.HasErrors() {
+		if create && resp.ID != "" {
+			// Something was left behind: keep track of it so the next
+			// plan can converge.
+			en.ID = resp.ID
+			en.Status = inventory.Created
+			en.UpdatedAt = e.opts.Now()
+			_ = a.store.Put(en)
+		}
+		return failWith(attrDiags(ch.Addr, "apply", resp.Diagnostics, r, a.st.redact))
+	}
+	en.Status = inventory.Created
+	if resp.ID != "" {
+		en.ID = resp.ID
+	} else if !create {
+		en.ID = id
+	}
+	en.Private = resp.Private
+	en.ConfigHash = hashValue(raw)
+	en.Revision = e.opts.Revision
+	en.Dependencies = a.depsOf(r.Addr.String())
+	en.UpdatedAt = e.opts.Now()
+	if err := a.store.Put(en); err != nil {
+		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())})
+	}
+	state := resp.State
+	if state == cty.NilVal {
+		state = presp.Planned
+	}
+	state = e.markState(ch.Addr.Kind, state.MarkWithPaths(onlyExisting(state, pvm)))
+	done := ch
+	done.After = state
+	a.hook.PostApply(&done, time.Since(start), nil)
+	a.mu.Lock()
+	if create {
+		a.res.Added++
+	} else {
+		a.res.Changed++
+	}
+	a.mu.Unlock()
+	return state, nil
+}
+
+// outputs evaluates the outputs with the applied values and records them.
+func (a *applier) outputs() {
+	if a.st.req.Destroy {
+		_ = a.store.PutOutputs(nil)
+		return
+	}
+	var recs []inventory.Output
+	for _, name := range sortedKeys(a.st.outputs) {
+		o := a.st.outputs[name]
+		v, ds := a.st.scope.EvalOutput(o, false)
+		if ds.HasErrors() {
+			a.fail(nil, ds...)
+			continue
+		}
+		sens := o.Sensitive || marks.IsSensitive(v)
+		a.res.Outputs = append(a.res.Outputs, &OutputChange{Name: name, Value: v, Sensitive: sens})
+		rec := inventory.Output{Name: name, Sensitive: sens}
+		if !sens {
+			if uv, _ := v.UnmarkDeep(); uv.IsWhollyKnown() {
+				if b, err := ctyjson.Marshal(uv, uv.Type()); err == nil {
+					rec.Value = json.RawMessage(b)
+				}
+			}
+		}
+		recs = append(recs, rec)
+	}
+	if err := a.store.PutOutputs(recs); err != nil {
+		a.fail(nil, errDiag("Cannot record outputs", err.Error()))
+	}
+}

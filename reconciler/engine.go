@@ -1,0 +1,725 @@
+package reconciler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/reconciler/inventory"
+	"github.com/berthhq/berth/spec"
+	"github.com/berthhq/berth/spec/addr"
+	"github.com/berthhq/berth/spec/marks"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Providers maps provider names to providers.
+	Providers map[string]providers.Provider
+	// Inventory is the store of owned objects.
+	Inventory *inventory.Store
+	// Parallelism bounds the provider calls in flight (default 10).
+	Parallelism int
+	// CallTimeout bounds each provider call; 0 means no bound.
+	CallTimeout time.Duration
+	// FingerprintKey keys the plan fingerprint (an HMAC), so that a
+	// fingerprint reveals nothing about the sensitive values it covers.
+	FingerprintKey []byte
+	// Revision is recorded on the inventory entries that an apply writes.
+	Revision string
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+// Engine plans and applies configurations. Create one with New.
+type Engine struct {
+	opts     Options
+	schemas  spec.Schemas
+	provider map[string]string // kind → provider name
+}
+
+// New asks every provider for its schema and returns an engine. Two
+// providers that manage the same kind are an error.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Engine{opts: opts, schemas: spec.Schemas{}, provider: map[string]string{}}
+	names := make([]string, 0, len(opts.Providers))
+	for n := range opts.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		resp := opts.Providers[n].Schema(ctx)
+		if err := resp.Diagnostics.Err(); err != nil {
+			return nil, fmt.Errorf("provider %q: schema: %w", n, err)
+		}
+		for kind, k := range resp.Kinds {
+			if prev, dup := e.provider[kind]; dup {
+				return nil, fmt.Errorf("providers %q and %q both manage resources of kind %q; remove one of them from the plugin directory", prev, n, kind)
+			}
+			if k == nil || k.Block == nil {
+				return nil, fmt.Errorf("provider %q: kind %q has no schema", n, kind)
+			}
+			e.provider[kind] = n
+			e.schemas[kind] = k
+		}
+	}
+	return e, nil
+}
+
+// Schemas returns the schemas of every kind the engine's providers manage.
+func (e *Engine) Schemas() spec.Schemas { return e.schemas }
+
+// PlanRequest is what to plan.
+type PlanRequest struct {
+	Config *spec.Config
+	Inputs spec.Inputs
+	// Targets limits the plan to these resources (and what they depend
+	// on); empty means everything.
+	Targets []addr.Instance
+	// Destroy plans the deletion of every owned object.
+	Destroy bool
+}
+
+// instanceState is what the engine knows of one owned object.
+type instanceState struct {
+	entry inventory.Entry
+	id    string
+	live  cty.Value // unmarked; null when gone
+	priv  []byte
+	gone  bool
+}
+
+// planned is the engine's private part of a planned change.
+type planned struct {
+	change   *Change
+	res      *spec.Resource // nil for orphans
+	inst     spec.Instance
+	prior    *instanceState // nil for a create
+	config   cty.Value      // unmarked config at plan time
+	sensPath []cty.Path
+}
+
+// planState holds what Apply needs beyond the Plan's data.
+type planState struct {
+	req       PlanRequest
+	scope     *spec.Scope
+	graph     *spec.Graph
+	items     []*planned
+	stale     []inventory.Entry // entries whose object is gone: dropped on apply
+	redact    *redactor
+	outputs   map[string]*spec.Output
+	targeted  map[addr.Resource]bool
+	instances map[addr.Resource][]spec.Instance
+}
+
+// Plan reads the live state of every owned and desired object and computes
+// the changes that would make the host match the configuration.
+func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnostics) {
+	cfg := req.Config
+	diags := spec.Validate(cfg, req.Inputs, e.schemas)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	graph, ds := cfg.Graph(e.schemas)
+	diags = append(diags, ds...)
+	order, ds := graph.Order()
+	diags = append(diags, ds...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	in := req.Inputs
+	in.Partial = false
+	scope, ds := spec.NewScope(cfg, in)
+	diags = append(diags, ds...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	entries, err := e.opts.Inventory.Entries()
+	if err != nil {
+		return nil, append(diags, errDiag("Cannot read the inventory", err.Error()))
+	}
+	invFP, err := e.opts.Inventory.Fingerprint()
+	if err != nil {
+		return nil, append(diags, errDiag("Cannot read the inventory", err.Error()))
+	}
+
+	st := &planState{req: req, scope: scope, graph: graph, redact: newRedactor(), outputs: cfg.Outputs, instances: map[addr.Resource][]spec.Instance{}}
+	for _, v := range scope.Variables() {
+		st.redact.addValue(v)
+	}
+	live, ds := e.readAll(ctx, entries, st.redact)
+	diags = append(diags, ds...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+
+	// Group owned objects by address: the newest created one is current,
+	// the others are deposed.
+	byAddr := map[string][]*instanceState{}
+	for _, is := range live {
+		if is.gone {
+			if is.entry.Status != inventory.Created {
+				st.stale = append(st.stale, is.entry)
+				continue
+			}
+		}
+		if is.entry.Status == inventory.Deleting && !is.gone {
+			// An interrupted delete: finish it, whatever the config says.
+			byAddr["\x00deposed"] = append(byAddr["\x00deposed"], is)
+			continue
+		}
+		byAddr[is.entry.Address] = append(byAddr[is.entry.Address], is)
+	}
+	for _, list := range byAddr {
+		sort.SliceStable(list, func(i, j int) bool { return list[i].entry.CreatedAt.After(list[j].entry.CreatedAt) })
+	}
+
+	st.targeted = e.targetSet(cfg, graph, req.Targets)
+
+	var mu sync.Mutex
+	nodeDeps := map[string][]string{}
+	for _, n := range order {
+		nodeDeps[n] = graph.DependsOn(n)
+	}
+	w := &walker{deps: nodeDeps, parallelism: e.opts.Parallelism}
+	claimed := map[string]bool{}
+	w.run(ctx, func(ctx context.Context, node string) error {
+		var nd hcl.Diagnostics
+		var items []*planned
+		switch {
+		case strings.HasPrefix(node, "local."):
+			nd = scope.EvalLocal(strings.TrimPrefix(node, "local."), false)
+		case strings.HasPrefix(node, "output."):
+			// Outputs are evaluated after the walk.
+		default:
+			ra, _ := addr.ParseResource(node)
+			r := cfg.Resources[ra]
+			mu.Lock()
+			owned := map[string][]*instanceState{}
+			prefix := ra.String()
+			for a, list := range byAddr {
+				if a == prefix || strings.HasPrefix(a, prefix+"[") {
+					owned[a] = list
+					claimed[a] = true
+				}
+			}
+			mu.Unlock()
+			items, nd = e.planResource(ctx, st, r, owned, req.Destroy || (len(st.targeted) > 0 && !st.targeted[ra]))
+		}
+		mu.Lock()
+		diags = append(diags, nd...)
+		st.items = append(st.items, items...)
+		mu.Unlock()
+		if nd.HasErrors() {
+			return fmt.Errorf("failed")
+		}
+		return nil
+	}, func(string, string) {})
+	if diags.HasErrors() {
+		return nil, dedupeDiags(diags)
+	}
+
+	// Orphans: owned objects whose resource is no longer declared.
+	var orphanAddrs []string
+	for a := range byAddr {
+		if !claimed[a] {
+			orphanAddrs = append(orphanAddrs, a)
+		}
+	}
+	sort.Strings(orphanAddrs)
+	for _, a := range orphanAddrs {
+		for _, is := range byAddr[a] {
+			if is.gone {
+				continue
+			}
+			ia, err := addr.Parse(is.entry.Address)
+			if err != nil {
+				diags = append(diags, errDiag("Invalid address in the inventory", fmt.Sprintf("entry %s has address %q: %s", is.entry.Token, is.entry.Address, err)))
+				continue
+			}
+			if len(st.targeted) > 0 && !st.targeted[ia.Resource] {
+				continue
+			}
+			reason := fmt.Sprintf("%s is not in the configuration", ia.Resource)
+			if a == "\x00deposed" {
+				reason = "finishing a delete that was interrupted"
+			}
+			st.items = append(st.items, &planned{
+				change: &Change{
+					Addr:     ia,
+					Provider: is.entry.Provider,
+					Action:   Delete,
+					Reason:   reason,
+					Before:   e.markState(ia.Kind, is.live),
+					After:    cty.NullVal(is.live.Type()),
+					Deposed:  a == "\x00deposed",
+				},
+				prior: is,
+			})
+		}
+	}
+
+	p := &Plan{CreatedAt: e.opts.Now(), state: st}
+	for _, it := range st.items {
+		p.Changes = append(p.Changes, it.change)
+	}
+	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Addr.Less(p.Changes[j].Addr) })
+
+	if !req.Destroy {
+		for _, name := range sortedKeys(cfg.Outputs) {
+			o := cfg.Outputs[name]
+			v, ds := scope.EvalOutput(o, false)
+			diags = append(diags, ds...)
+			p.Outputs = append(p.Outputs, &OutputChange{Name: name, Value: v, Sensitive: o.Sensitive || marks.IsSensitive(v)})
+		}
+	}
+	p.Fingerprint = e.fingerprint(cfg, scope, req, invFP, live)
+	return p, dedupeDiags(diags)
+}
+
+// targetSet returns the resources a -target list selects, with everything
+// they depend on; nil when there are no targets.
+func (e *Engine) targetSet(cfg *spec.Config, g *spec.Graph, targets []addr.Instance) map[addr.Resource]bool {
+	if len(targets) == 0 {
+		return nil
+	}
+	out := map[addr.Resource]bool{}
+	var visit func(n string)
+	visit = func(n string) {
+		ra, err := addr.ParseResource(n)
+		if err != nil || out[ra] {
+			if strings.HasPrefix(n, "local.") {
+				for _, d := range g.DependsOn(n) {
+					visit(d)
+				}
+			}
+			return
+		}
+		out[ra] = true
+		for _, d := range g.DependsOn(n) {
+			visit(d)
+		}
+	}
+	for _, t := range targets {
+		out[t.Resource] = true
+		for _, d := range g.DependsOn(t.Resource.String()) {
+			visit(d)
+		}
+	}
+	return out
+}
+
+// readAll reads every owned object, in parallel.
+func (e *Engine) readAll(ctx context.Context, entries []inventory.Entry, red *redactor) ([]*instanceState, hcl.Diagnostics) {
+	out := make([]*instanceState, len(entries))
+	var diags hcl.Diagnostics
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, e.opts.Parallelism*4)
+	for i, en := range entries {
+		out[i] = &instanceState{entry: en, id: en.ID, priv: en.Private}
+		p, ok := e.opts.Providers[en.Provider]
+		if !ok {
+			diags = append(diags, errDiag("Missing provider", fmt.Sprintf("%s is owned through provider %q, which is not installed. Install it into the plugin directory, or the object cannot be managed.", en.Address, en.Provider)))
+			continue
+		}
+		wg.Add(1)
+		go func(is *instanceState) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cctx, cancel := e.callCtx(ctx)
+			defer cancel()
+			resp := p.Read(cctx, providers.ReadRequest{
+				Kind:    is.entry.Kind,
+				ID:      is.entry.ID,
+				Owner:   providers.Owner{Address: is.entry.Address, Token: is.entry.Token},
+				Private: is.entry.Private,
+			})
+			if resp.Diagnostics.HasErrors() {
+				mu.Lock()
+				diags = append(diags, providerDiags(is.entry.Address, "read", resp.Diagnostics, red)...)
+				mu.Unlock()
+				return
+			}
+			if resp.State == cty.NilVal || resp.State.IsNull() {
+				is.gone = true
+				is.live = cty.NullVal(e.impliedType(is.entry.Kind))
+				return
+			}
+			is.live = resp.State
+			if resp.ID != "" {
+				is.id = resp.ID
+			}
+			if resp.Private != nil {
+				is.priv = resp.Private
+			}
+		}(out[i])
+	}
+	wg.Wait()
+	return out, diags
+}
+
+func (e *Engine) impliedType(kind string) cty.Type {
+	if k, ok := e.schemas[kind]; ok {
+		return k.Block.ImpliedType()
+	}
+	return cty.DynamicPseudoType
+}
+
+func (e *Engine) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if e.opts.CallTimeout > 0 {
+		return context.WithTimeout(ctx, e.opts.CallTimeout)
+	}
+	return context.WithCancel(ctx)
+}
+
+// MarkState marks the sensitive attributes of a state value of kind, as
+// read from a provider, for display.
+func (e *Engine) MarkState(kind string, v cty.Value) cty.Value { return e.markState(kind, v) }
+
+// markState marks the sensitive attributes of a state value of kind.
+func (e *Engine) markState(kind string, v cty.Value) cty.Value {
+	k, ok := e.schemas[kind]
+	if !ok || v == cty.NilVal || v.IsNull() {
+		return v
+	}
+	paths := k.Block.SensitivePaths(v)
+	if len(paths) == 0 {
+		return v
+	}
+	pvm := make([]cty.PathValueMarks, len(paths))
+	for i, p := range paths {
+		pvm[i] = cty.PathValueMarks{Path: p, Marks: cty.NewValueMarks(marks.Sensitive)}
+	}
+	return v.MarkWithPaths(pvm)
+}
+
+// planResource plans every instance of one resource. destroy plans the
+// deletion of all of them (destroy mode), and untargeted keeps them as they
+// are.
+func (e *Engine) planResource(ctx context.Context, st *planState, r *spec.Resource, owned map[string][]*instanceState, destroy bool) ([]*planned, hcl.Diagnostics) {
+	kind := e.schemas[r.Addr.Kind]
+	provName := e.provider[r.Addr.Kind]
+	prov := e.opts.Providers[provName]
+	var diags hcl.Diagnostics
+	var items []*planned
+	vals := map[addr.Key]cty.Value{}
+
+	var insts []spec.Instance
+	if !destroy {
+		var ds hcl.Diagnostics
+		insts, _, ds = st.scope.Expand(r, false)
+		diags = append(diags, ds...)
+		if ds.HasErrors() {
+			return nil, diags
+		}
+	}
+	want := map[string]bool{}
+	spec_ := kind.Block.DecoderSpec()
+	for i := range insts {
+		inst := insts[i]
+		ia := r.Addr.Instance(inst.Key)
+		want[ia.String()] = true
+		var cur *instanceState
+		var deposed []*instanceState
+		for j, is := range owned[ia.String()] {
+			if j == 0 && !is.gone {
+				cur = is
+			} else if !is.gone {
+				deposed = append(deposed, is)
+			}
+		}
+		wasOwned := len(owned[ia.String()]) > 0
+		for _, d := range deposed {
+			items = append(items, e.deleteItem(ia, provName, d, "an older object of this address left by an interrupted replace", true))
+		}
+		cfgVal, ds := st.scope.Decode(r, &inst, spec_, false)
+		diags = append(diags, ds...)
+		if ds.HasErrors() {
+			continue
+		}
+		st.redact.addValue(cfgVal)
+		it, ds := e.planInstance(ctx, st, r, inst, kind, prov, provName, cfgVal, cur, wasOwned)
+		diags = append(diags, ds...)
+		if ds.HasErrors() || it == nil {
+			continue
+		}
+		items = append(items, it)
+		vals[inst.Key] = it.change.After
+	}
+	st.scope.SetResource(r, vals)
+
+	// Owned instances whose key is gone.
+	var gone []string
+	for a := range owned {
+		if !want[a] {
+			gone = append(gone, a)
+		}
+	}
+	sort.Strings(gone)
+	for _, a := range gone {
+		ia, err := addr.Parse(a)
+		if err != nil {
+			continue
+		}
+		reason := fmt.Sprintf("%s is no longer in the configuration", ia)
+		switch {
+		case destroy && len(st.targeted) > 0 && !st.targeted[r.Addr]:
+			continue
+		case destroy:
+			reason = "destroy was requested"
+		case r.Count != nil && ia.Key.Type() == addr.IntKeyType:
+			reason = fmt.Sprintf("index %s is out of range for count", ia.Key)
+		case r.ForEach != nil && ia.Key.Type() == addr.StringKeyType:
+			reason = fmt.Sprintf("key %s is not in for_each", ia.Key)
+		}
+		for _, is := range owned[a] {
+			if is.gone {
+				continue
+			}
+			if r.Lifecycle.PreventDestroy && !destroy {
+				diags = append(diags, preventDestroyDiag(r, ia))
+				continue
+			}
+			if r.Lifecycle.PreventDestroy && destroy {
+				diags = append(diags, preventDestroyDiag(r, ia))
+				continue
+			}
+			items = append(items, e.deleteItem(ia, provName, is, reason, false))
+		}
+	}
+	for _, it := range items {
+		it.res = r
+	}
+	return items, diags
+}
+
+func preventDestroyDiag(r *spec.Resource, ia addr.Instance) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  "Instance cannot be destroyed",
+		Detail:   fmt.Sprintf("%s has lifecycle.prevent_destroy set, but the plan would destroy it. Remove prevent_destroy first if you mean it, or change the configuration so that it is kept.", ia),
+		Subject:  r.DeclRange.Ptr(),
+	}
+}
+
+func (e *Engine) deleteItem(ia addr.Instance, provName string, is *instanceState, reason string, deposed bool) *planned {
+	return &planned{
+		change: &Change{
+			Addr:     ia,
+			Provider: provName,
+			Action:   Delete,
+			Reason:   reason,
+			Before:   e.markState(ia.Kind, is.live),
+			After:    cty.NullVal(is.live.Type()),
+			Deposed:  deposed,
+		},
+		prior: is,
+	}
+}
+
+// planInstance plans one instance against its current object (nil: none).
+func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resource, inst spec.Instance, kind *providers.Kind, prov providers.Provider, provName string, cfgVal cty.Value, cur *instanceState, wasOwned bool) (*planned, hcl.Diagnostics) {
+	ia := r.Addr.Instance(inst.Key)
+	prior := cty.NullVal(kind.Block.ImpliedType())
+	var priv []byte
+	if cur != nil {
+		prior = cur.live
+		priv = cur.priv
+	}
+	cfgVal = applyIgnoreChanges(cfgVal, prior, r.Lifecycle)
+	raw, pvm := cfgVal.UnmarkDeepWithPaths()
+	var diags hcl.Diagnostics
+	cctx, cancel := e.callCtx(ctx)
+	vresp := prov.Validate(cctx, providers.ValidateRequest{Kind: r.Addr.Kind, Config: raw})
+	cancel()
+	diags = append(diags, attrDiags(ia, "validate", vresp.Diagnostics, r, st.redact)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cctx, cancel = e.callCtx(ctx)
+	presp := prov.Plan(cctx, providers.PlanRequest{Kind: r.Addr.Kind, Prior: prior, Config: raw, Private: priv})
+	cancel()
+	diags = append(diags, attrDiags(ia, "plan", presp.Diagnostics, r, st.redact)...)
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	plannedVal := presp.Planned
+	if plannedVal == cty.NilVal {
+		return nil, append(diags, errDiag(fmt.Sprintf("%s: provider %q returned no planned state", ia, provName), "This is a bug in the provider."))
+	}
+	after := e.markState(r.Addr.Kind, plannedVal.MarkWithPaths(onlyExisting(plannedVal, pvm)))
+	before := e.markState(r.Addr.Kind, prior)
+	ch := &Change{Addr: ia, Provider: provName, Before: before, After: after}
+	it := &planned{change: ch, inst: inst, prior: cur, config: raw, sensPath: pathsOf(pvm)}
+
+	switch {
+	case cur == nil:
+		ch.Action = Create
+		ch.Reason = ""
+		if wasOwned {
+			ch.Reason = "the object was deleted outside berth"
+		}
+	default:
+		replace := changedPaths(prior, plannedVal, presp.RequiresReplace)
+		switch {
+		case len(replace) > 0:
+			ch.Action = Replace
+			if r.Lifecycle.CreateBeforeDestroy {
+				ch.Action = CreateThenDelete
+			}
+			ch.RequiresReplace = replace
+			names := make([]string, len(replace))
+			for i, p := range replace {
+				names[i] = pathString(p)
+			}
+			ch.Reason = fmt.Sprintf("%s changed, which forces replacement", strings.Join(names, ", "))
+			if cur.entry.ConfigHash != "" && cur.entry.ConfigHash == hashValue(raw) {
+				ch.Reason = fmt.Sprintf("%s changed outside berth (drift), which forces replacement", strings.Join(names, ", "))
+			}
+			if r.Lifecycle.PreventDestroy {
+				diags = append(diags, preventDestroyDiag(r, ia))
+			}
+		case valuesEqual(plannedVal, prior):
+			ch.Action = NoOp
+		default:
+			ch.Action = Update
+			changed := changedAttrs(prior, plannedVal)
+			ch.Reason = fmt.Sprintf("%s changed", strings.Join(changed, ", "))
+			if cur.entry.ConfigHash != "" && cur.entry.ConfigHash == hashValue(raw) {
+				ch.Reason = fmt.Sprintf("%s changed outside berth (drift)", strings.Join(changed, ", "))
+			}
+		}
+	}
+	return it, diags
+}
+
+// onlyExisting keeps the marks whose paths exist in v.
+func onlyExisting(v cty.Value, pvm []cty.PathValueMarks) []cty.PathValueMarks {
+	var out []cty.PathValueMarks
+	for _, pm := range pvm {
+		if _, err := pm.Path.Apply(v); err == nil {
+			out = append(out, pm)
+		}
+	}
+	return out
+}
+
+func pathsOf(pvm []cty.PathValueMarks) []cty.Path {
+	out := make([]cty.Path, len(pvm))
+	for i, pm := range pvm {
+		out[i] = pm.Path
+	}
+	return out
+}
+
+// applyIgnoreChanges replaces ignored attributes of cfg by their prior value.
+func applyIgnoreChanges(cfg, prior cty.Value, lc spec.Lifecycle) cty.Value {
+	if prior.IsNull() || (!lc.IgnoreAll && len(lc.IgnoreChanges) == 0) || !cfg.Type().IsObjectType() {
+		return cfg
+	}
+	attrs := map[string]cty.Value{}
+	for name := range cfg.Type().AttributeTypes() {
+		attrs[name] = cfg.GetAttr(name)
+	}
+	ignore := map[string]bool{}
+	for _, n := range lc.IgnoreChanges {
+		ignore[n] = true
+	}
+	for name := range attrs {
+		if (lc.IgnoreAll || ignore[name]) && prior.Type().HasAttribute(name) {
+			attrs[name] = prior.GetAttr(name)
+		}
+	}
+	return cty.ObjectVal(attrs)
+}
+
+// changedPaths returns the paths of req whose values differ between prior
+// and planned.
+func changedPaths(prior, planned cty.Value, req []cty.Path) []cty.Path {
+	var out []cty.Path
+	for _, p := range req {
+		a, errA := p.Apply(prior)
+		b, errB := p.Apply(planned)
+		if errA != nil || errB != nil || !b.IsKnown() || !a.RawEquals(b) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// changedAttrs names the top-level attributes that differ.
+func changedAttrs(prior, planned cty.Value) []string {
+	var out []string
+	if !planned.Type().IsObjectType() || !prior.Type().IsObjectType() {
+		return []string{"value"}
+	}
+	for name := range planned.Type().AttributeTypes() {
+		if !prior.Type().HasAttribute(name) {
+			out = append(out, name)
+			continue
+		}
+		a, b := prior.GetAttr(name), planned.GetAttr(name)
+		if !b.IsKnown() || !a.RawEquals(b) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func pathString(p cty.Path) string {
+	var b strings.Builder
+	for _, s := range p {
+		switch s := s.(type) {
+		case cty.GetAttrStep:
+			if b.Len() > 0 {
+				b.WriteString(".")
+			}
+			b.WriteString(s.Name)
+		case cty.IndexStep:
+			if s.Key.Type() == cty.String {
+				fmt.Fprintf(&b, "[%q]", s.Key.AsString())
+			} else if s.Key.Type() == cty.Number {
+				fmt.Fprintf(&b, "[%s]", s.Key.AsBigFloat().Text('f', -1))
+			}
+		}
+	}
+	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ProviderOf returns the name of the provider that manages kind.
+func (e *Engine) ProviderOf(kind string) string { return e.provider[kind] }
+
+// valuesEqual reports whether two unmarked values are known to be equal.
+func valuesEqual(a, b cty.Value) bool {
+	if a.RawEquals(b) {
+		return true
+	}
+	if !a.IsWhollyKnown() || !b.IsWhollyKnown() {
+		return false
+	}
+	eq := a.Equals(b)
+	return eq.IsKnown() && eq.True()
+}

@@ -1,0 +1,187 @@
+package reconciler
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/spec"
+	"github.com/berthhq/berth/spec/addr"
+	"github.com/berthhq/berth/spec/marks"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	ctymsgpack "github.com/zclconf/go-cty/cty/msgpack"
+)
+
+func errDiag(summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Detail: detail}
+}
+
+// redactor replaces sensitive strings in messages that came from outside
+// (providers), so that no secret reaches output through an error.
+type redactor struct {
+	mu      sync.RWMutex
+	secrets map[string]bool
+}
+
+func newRedactor() *redactor { return &redactor{secrets: map[string]bool{}} }
+
+// addValue remembers every sensitive string inside v.
+func (r *redactor) addValue(v cty.Value) {
+	if v == cty.NilVal {
+		return
+	}
+	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if x.HasMark(marks.Sensitive) {
+			ux, _ := x.UnmarkDeep()
+			r.addAll(ux)
+			return false, nil
+		}
+		return true, nil
+	})
+}
+
+func (r *redactor) addAll(v cty.Value) {
+	_ = cty.Walk(v, func(_ cty.Path, x cty.Value) (bool, error) {
+		if x.IsKnown() && !x.IsNull() && x.Type() == cty.String {
+			if s := x.AsString(); len(s) >= 3 {
+				r.mu.Lock()
+				r.secrets[s] = true
+				r.mu.Unlock()
+			}
+		}
+		return true, nil
+	})
+}
+
+func (r *redactor) redact(s string) string {
+	if r == nil {
+		return s
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for sec := range r.secrets {
+		s = strings.ReplaceAll(s, sec, marks.Redacted)
+	}
+	return s
+}
+
+// providerDiags turns a provider's diagnostics about an instance into hcl
+// diagnostics, redacted.
+func providerDiags(address, op string, ds providers.Diagnostics, red *redactor) hcl.Diagnostics {
+	var out hcl.Diagnostics
+	for _, d := range ds {
+		sev := hcl.DiagError
+		if d.Severity == providers.Warning {
+			sev = hcl.DiagWarning
+		}
+		summary := red.redact(d.Summary)
+		out = append(out, &hcl.Diagnostic{
+			Severity: sev,
+			Summary:  fmt.Sprintf("%s: %s", address, summary),
+			Detail:   red.redact(d.Detail),
+		})
+	}
+	return out
+}
+
+// attrDiags is providerDiags with source ranges: a diagnostic about an
+// attribute points at that attribute in the configuration.
+func attrDiags(ia addr.Instance, op string, ds providers.Diagnostics, r *spec.Resource, red *redactor) hcl.Diagnostics {
+	out := providerDiags(ia.String(), op, ds, red)
+	for i, d := range ds {
+		rng := r.DeclRange
+		if len(d.Path) > 0 {
+			if ga, ok := d.Path[0].(cty.GetAttrStep); ok {
+				if body, ok := r.Body.(*hclsyntax.Body); ok {
+					if a, ok := body.Attributes[ga.Name]; ok {
+						rng = a.Expr.Range()
+					} else {
+						for _, b := range body.Blocks {
+							if b.Type == ga.Name {
+								rng = b.DefRange()
+								break
+							}
+						}
+					}
+				}
+			}
+		}
+		out[i].Subject = rng.Ptr()
+	}
+	return out
+}
+
+// hashValue returns a hash of an unmarked value, stable across runs.
+func hashValue(v cty.Value) string {
+	b, err := ctymsgpack.Marshal(v, cty.DynamicPseudoType)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// fingerprint identifies the inputs of a plan: configuration files,
+// variable values, host, targets, inventory and live state.
+func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanRequest, invFP string, live []*instanceState) string {
+	h := hmac.New(sha256.New, e.opts.FingerprintKey)
+	w := func(parts ...string) {
+		for _, p := range parts {
+			fmt.Fprintf(h, "%d:%s;", len(p), p)
+		}
+	}
+	names := make([]string, 0, len(cfg.Files))
+	for n := range cfg.Files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		w("file", n, string(cfg.Files[n].Bytes))
+	}
+	vars := scope.Variables()
+	for _, n := range sortedKeys(vars) {
+		v, _ := vars[n].UnmarkDeep()
+		w("var", n, hashValue(v))
+	}
+	w("host", req.Inputs.Host.Name)
+	for _, k := range sortedKeys(req.Inputs.Host.Labels) {
+		w("label", k, req.Inputs.Host.Labels[k])
+	}
+	for _, t := range req.Targets {
+		w("target", t.String())
+	}
+	w("destroy", fmt.Sprint(req.Destroy))
+	w("inventory", invFP)
+	for _, is := range live {
+		state := "gone"
+		if !is.gone && is.live != cty.NilVal {
+			state = hashValue(is.live)
+		}
+		w("live", is.entry.Token, is.id, state)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func dedupeDiags(diags hcl.Diagnostics) hcl.Diagnostics {
+	seen := map[string]bool{}
+	var out hcl.Diagnostics
+	for _, d := range diags {
+		key := d.Summary + "|" + d.Detail
+		if d.Subject != nil {
+			key += "|" + d.Subject.String()
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, d)
+	}
+	return out
+}
