@@ -662,22 +662,30 @@ func changedPaths(prior, planned cty.Value, req []cty.Path) []cty.Path {
 
 // changedAttrs names the top-level attributes that differ.
 func changedAttrs(prior, planned cty.Value) []string {
-	var out []string
+	var known, unknown []string
 	if !planned.Type().IsObjectType() || !prior.Type().IsObjectType() {
 		return []string{"value"}
 	}
 	for name := range planned.Type().AttributeTypes() {
 		if !prior.Type().HasAttribute(name) {
-			out = append(out, name)
+			known = append(known, name)
 			continue
 		}
 		a, b := prior.GetAttr(name), planned.GetAttr(name)
-		if !b.IsKnown() || !a.RawEquals(b) {
-			out = append(out, name)
+		switch {
+		case !b.IsWhollyKnown():
+			unknown = append(unknown, name)
+		case !valuesEqual(a, b):
+			known = append(known, name)
 		}
 	}
-	sort.Strings(out)
-	return out
+	// Attributes known only after apply follow from the others; name them
+	// only when nothing else changed.
+	if len(known) == 0 {
+		known = unknown
+	}
+	sort.Strings(known)
+	return known
 }
 
 func pathString(p cty.Path) string {

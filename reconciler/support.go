@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -143,7 +144,9 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		w("file", n, string(cfg.Files[n].Bytes))
+		// Base names: the same directory may be named relatively when
+		// planning and absolutely when applying a saved plan.
+		w("file", filepath.Base(n), string(cfg.Files[n].Bytes))
 	}
 	vars := scope.Variables()
 	for _, n := range sortedKeys(vars) {

@@ -177,7 +177,7 @@ func Validate(cfg *Config, in Inputs, schemas Schemas) hcl.Diagnostics {
 	diags := cfg.CheckKinds(schemas)
 	g, ds := cfg.Graph(schemas)
 	diags = append(diags, ds...)
-	if diags.HasErrors() {
+	if ds.HasErrors() {
 		return diags
 	}
 	scope, ds := NewScope(cfg, in)

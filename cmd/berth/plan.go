@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/berthhq/berth/reconciler"
@@ -165,10 +166,14 @@ func savePlan(path, dir string, pf *planFlags, req reconciler.PlanRequest, p *re
 			return err
 		}
 		if decl, ok := req.Config.Variables[vi.Name]; ok && decl.Sensitive {
-			f.SensitiveVars = append(f.SensitiveVars, vi.Name)
 			continue
 		}
 		f.Vars = append(f.Vars, planfile.Var{Name: vi.Name, Value: vi.Raw})
+	}
+	for _, name := range sortedNames(req.Config.Variables) {
+		if req.Config.Variables[name].Sensitive {
+			f.SensitiveVars = append(f.SensitiveVars, name)
+		}
 	}
 	for _, c := range p.Changes {
 		if c.Action != reconciler.NoOp {
@@ -343,3 +348,12 @@ func printOutputs(env *cliEnv, outs []*reconciler.OutputChange) {
 	}
 }
 
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
