@@ -121,9 +121,20 @@ func providerPIDs(h *host) []int {
 // provider call and inventory write; the next apply must converge.
 func TestApplySurvivesKillAtEveryStep(t *testing.T) {
 	const step = 40 * time.Millisecond
-	// v1 → v2 makes 9 provider calls at one at a time; kill points span
-	// them all and a little beyond.
-	for i := 0; i < 12; i++ {
+	// What the host looked like after each kill: the plan's summary and the
+	// interrupted inventory entries. Kills must land at several different
+	// steps, or the test proves nothing.
+	seen := map[string]bool{}
+	interrupted := 0
+	defer func() {
+		t.Logf("states after the kills: %v; interrupted operations seen %d times", seen, interrupted)
+		if len(seen) < 4 || interrupted == 0 {
+			t.Errorf("kills landed at too few distinct steps: %d states %v, %d with an interrupted operation", len(seen), seen, interrupted)
+		}
+	}()
+	// v1 → v2 makes 7 changes one at a time; kill points span them all,
+	// the start-up before them and a little beyond.
+	for i := 0; i < 14; i++ {
 		delay := time.Duration(i)*step + step/2
 		t.Run(fmt.Sprintf("kill_after_%s", delay), func(t *testing.T) {
 			h := newHost(t)
@@ -141,7 +152,16 @@ func TestApplySurvivesKillAtEveryStep(t *testing.T) {
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()
 			noProviderLeft(t, h)
-			// The lock died with the process.
+			// The lock died with the process: a plan runs at once.
+			r := h.berth(nil, "plan", h.cfgDir)
+			for _, line := range strings.Split(r.stdout, "\n") {
+				if strings.HasPrefix(line, "Plan:") || strings.HasPrefix(line, "No changes") {
+					seen[line] = true
+				}
+			}
+			if l := h.mustBerth(0, nil, "state", "list"); strings.Contains(l.stdout, "(creating)") || strings.Contains(l.stdout, "(deleting)") {
+				interrupted++
+			}
 			checkConverged(t, h)
 		})
 	}

@@ -323,6 +323,7 @@ func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[s
 		for _, it := range its {
 			if it.change.Action == NoOp {
 				vals[it.inst.Key] = it.change.After
+				a.adopt(it)
 				continue
 			}
 			wg.Add(1)
@@ -350,6 +351,24 @@ func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[s
 			}
 		}
 	})
+}
+
+// adopt records as created an object whose create was interrupted after
+// the provider made it: the plan found it by its token and needs no change.
+func (a *applier) adopt(it *planned) {
+	is := it.prior
+	if is == nil || (is.entry.Status == inventory.Created && is.entry.ID == is.id) {
+		return
+	}
+	en := is.entry
+	en.Status = inventory.Created
+	en.ID = is.id
+	en.Private = is.priv
+	en.ConfigHash = hashValue(it.config)
+	en.UpdatedAt = a.e.opts.Now()
+	if err := a.store.Put(en); err != nil {
+		a.fail(&it.change.Addr, errDiag(fmt.Sprintf("%s: cannot update the inventory", it.change.Addr), err.Error()))
+	}
 }
 
 // upsertOne creates or updates one instance and returns its new state.
