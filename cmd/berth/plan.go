@@ -348,7 +348,6 @@ func printOutputs(env *cliEnv, outs []*reconciler.OutputChange) {
 	}
 }
 
-
 func sortedNames[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {

@@ -238,7 +238,6 @@ func writeAttrs(env *cliEnv, v cty.Value) {
 	}
 }
 
-
 // jsonValue converts a marked value to JSON with sensitive parts as null.
 func jsonValue(v cty.Value) (json.RawMessage, bool) {
 	if v == cty.NilVal {
