@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/providers/providertest"
 	"github.com/berthhq/berth/reconciler/inventory"
 	"github.com/berthhq/berth/spec"
 )
@@ -27,13 +28,17 @@ func thousand() string {
 	return b.String()
 }
 
-func benchEngine(b *testing.B, populated bool) (*Engine, PlanRequest) {
+func benchEngine(b *testing.B, populated, overGRPC bool) (*Engine, PlanRequest) {
 	b.Helper()
 	st, err := inventory.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": newFake()}, Inventory: st})
+	var prov providers.Provider = newFake()
+	if overGRPC {
+		prov = providertest.GRPC(b, prov)
+	}
+	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": prov}, Inventory: st})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,15 +62,15 @@ func benchEngine(b *testing.B, populated bool) (*Engine, PlanRequest) {
 
 // BenchmarkPlan1000 plans 1,000 resource instances with a provider that
 // answers at once: "converged" reads 1,000 owned objects and finds no
-// change, "fresh" plans 1,000 creates. Target: under 200 ms and 100 MB.
+// change, "fresh" plans 1,000 creates; "-grpc" talks to the provider over
+// real gRPC, as berth does with its plugins. Target: under 200 ms and 100 MB.
 func BenchmarkPlan1000(b *testing.B) {
-	for _, populated := range []bool{true, false} {
-		name := "fresh"
-		if populated {
-			name = "converged"
-		}
-		b.Run(name, func(b *testing.B) {
-			eng, req := benchEngine(b, populated)
+	for _, c := range []struct {
+		name            string
+		populated, grpc bool
+	}{{"converged", true, false}, {"fresh", false, false}, {"converged-grpc", true, true}, {"fresh-grpc", false, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			eng, req := benchEngine(b, c.populated, c.grpc)
 			runtime.GC()
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)

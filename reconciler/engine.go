@@ -121,6 +121,7 @@ type planState struct {
 	outputs   map[string]*spec.Output
 	targeted  map[addr.Resource]bool
 	instances map[addr.Resource][]spec.Instance
+	sem       chan struct{} // bounds provider calls in flight while planning
 }
 
 // Plan reads the live state of every owned and desired object and computes
@@ -149,12 +150,9 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 	if err != nil {
 		return nil, append(diags, errDiag("Cannot read the inventory", err.Error()))
 	}
-	invFP, err := e.opts.Inventory.Fingerprint()
-	if err != nil {
-		return nil, append(diags, errDiag("Cannot read the inventory", err.Error()))
-	}
+	invFP := inventory.FingerprintOf(entries)
 
-	st := &planState{req: req, scope: scope, graph: graph, redact: newRedactor(), outputs: cfg.Outputs, instances: map[addr.Resource][]spec.Instance{}}
+	st := &planState{req: req, scope: scope, graph: graph, redact: newRedactor(), outputs: cfg.Outputs, instances: map[addr.Resource][]spec.Instance{}, sem: make(chan struct{}, e.opts.Parallelism)}
 	for _, v := range scope.Variables() {
 		st.redact.addValue(v)
 	}
@@ -428,16 +426,20 @@ func (e *Engine) planResource(ctx context.Context, st *planState, r *spec.Resour
 	}
 	want := map[string]bool{}
 	spec_ := kind.Block.DecoderSpec()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for i := range insts {
 		inst := insts[i]
 		ia := r.Addr.Instance(inst.Key)
 		want[ia.String()] = true
 		var cur *instanceState
 		var deposed []*instanceState
-		for j, is := range owned[ia.String()] {
-			if j == 0 && !is.gone {
-				cur = is
-			} else if !is.gone {
+		for _, is := range owned[ia.String()] {
+			switch {
+			case is.gone:
+			case cur == nil:
+				cur = is // the newest live object is current
+			default:
 				deposed = append(deposed, is)
 			}
 		}
@@ -445,19 +447,36 @@ func (e *Engine) planResource(ctx context.Context, st *planState, r *spec.Resour
 		for _, d := range deposed {
 			items = append(items, e.deleteItem(ia, provName, d, "an older object of this address left by an interrupted replace", true))
 		}
-		cfgVal, ds := st.scope.Decode(r, &inst, spec_, false)
-		diags = append(diags, ds...)
-		if ds.HasErrors() {
-			continue
-		}
-		st.redact.addValue(cfgVal)
-		it, ds := e.planInstance(ctx, st, r, inst, kind, prov, provName, cfgVal, cur, wasOwned)
-		diags = append(diags, ds...)
-		if ds.HasErrors() || it == nil {
-			continue
-		}
-		items = append(items, it)
-		vals[inst.Key] = it.change.After
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case st.sem <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-st.sem }()
+			cfgVal, ds := st.scope.Decode(r, &inst, spec_, false)
+			var it *planned
+			if !ds.HasErrors() {
+				st.redact.addValue(cfgVal)
+				var pds hcl.Diagnostics
+				it, pds = e.planInstance(ctx, st, r, inst, kind, prov, provName, cfgVal, cur, wasOwned)
+				ds = append(ds, pds...)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			diags = append(diags, ds...)
+			if ds.HasErrors() || it == nil {
+				return
+			}
+			items = append(items, it)
+			vals[inst.Key] = it.change.After
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		diags = append(diags, errDiag("Planning was interrupted", ctx.Err().Error()))
 	}
 	st.scope.SetResource(r, vals)
 

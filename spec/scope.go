@@ -127,6 +127,7 @@ type Scope struct {
 	vars      map[string]cty.Value
 	locals    map[string]cty.Value
 	resources map[addr.Resource]cty.Value
+	bodyRefs  map[addr.Resource][]Ref
 }
 
 // NewScope resolves the variables of cfg from in and returns a scope for
@@ -139,6 +140,7 @@ func NewScope(cfg *Config, in Inputs) (*Scope, hcl.Diagnostics) {
 		vars:      map[string]cty.Value{},
 		locals:    map[string]cty.Value{},
 		resources: map[addr.Resource]cty.Value{},
+		bodyRefs:  map[addr.Resource][]Ref{},
 	}
 	var diags hcl.Diagnostics
 	given := map[string]cty.Value{}
@@ -503,9 +505,18 @@ func (s *Scope) Expand(r *Resource, partial bool) (insts []Instance, known bool,
 // Decode evaluates the body of one instance of r with spec. inst is nil
 // when the instance is not known yet (partial evaluation).
 func (s *Scope) Decode(r *Resource, inst *Instance, spec hcldec.Spec, partial bool) (cty.Value, hcl.Diagnostics) {
-	refs, diags := r.BodyRefs(spec)
-	if diags.HasErrors() {
-		return cty.DynamicVal, diags
+	s.mu.RLock()
+	refs, ok := s.bodyRefs[r.Addr]
+	s.mu.RUnlock()
+	var diags hcl.Diagnostics
+	if !ok {
+		refs, diags = r.BodyRefs(spec)
+		if diags.HasErrors() {
+			return cty.DynamicVal, diags
+		}
+		s.mu.Lock()
+		s.bodyRefs[r.Addr] = refs
+		s.mu.Unlock()
 	}
 	v, ds := hcldec.Decode(r.Body, spec, s.evalContext(refs, inst, partial))
 	diags = append(diags, ds...)

@@ -211,14 +211,11 @@ func Validate(cfg *Config, in Inputs, schemas Schemas) hcl.Diagnostics {
 				scope.SetResourceValue(r.Addr, cty.DynamicVal)
 				continue
 			}
-			// One decode per distinct instance is enough to find type
-			// errors; decode them all so each key's value is checked.
-			for i := range insts {
-				_, ds := scope.Decode(r, &insts[i], spec, true)
+			// Decoding the first instance finds the errors of the body;
+			// plan decodes every instance with its own key anyway.
+			if len(insts) > 0 {
+				_, ds := scope.Decode(r, &insts[0], spec, true)
 				diags = append(diags, ds...)
-				if ds.HasErrors() {
-					break
-				}
 			}
 			unknown := cty.UnknownVal(ty)
 			switch {

@@ -218,13 +218,18 @@ func (s *Store) Fingerprint() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return FingerprintOf(entries), nil
+}
+
+// FingerprintOf returns the fingerprint of entries as read by Entries.
+func FingerprintOf(entries []Entry) string {
 	h := sha256.New()
 	for _, e := range entries {
 		b, _ := json.Marshal(e)
 		h.Write(b)
 		h.Write([]byte{0})
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 const outputsFile = "outputs.json"
