@@ -15,6 +15,7 @@ import (
 	"github.com/berthhq/berth/spec/marks"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/zclconf/go-cty/cty"
+	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
 
 // Options configure an Engine.
@@ -275,11 +276,21 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Addr.Less(p.Changes[j].Addr) })
 
 	if !req.Destroy {
+		prev := map[string]inventory.Output{}
+		if outs, err := e.opts.Inventory.Outputs(); err == nil {
+			for _, o := range outs {
+				prev[o.Name] = o
+			}
+		}
 		for _, name := range sortedKeys(cfg.Outputs) {
 			o := cfg.Outputs[name]
 			v, ds := scope.EvalOutput(o, false)
 			diags = append(diags, ds...)
-			p.Outputs = append(p.Outputs, &OutputChange{Name: name, Value: v, Sensitive: o.Sensitive || marks.IsSensitive(v)})
+			oc := &OutputChange{Name: name, Value: v, Sensitive: o.Sensitive || marks.IsSensitive(v)}
+			if rec, ok := prev[name]; ok {
+				oc.Before, oc.Unchanged = compareOutput(rec, oc)
+			}
+			p.Outputs = append(p.Outputs, oc)
 		}
 	}
 	p.Fingerprint = e.fingerprint(cfg, scope, req, invFP, live)
@@ -749,4 +760,30 @@ func valuesEqual(a, b cty.Value) bool {
 	}
 	eq := a.Equals(b)
 	return eq.IsKnown() && eq.True()
+}
+
+// compareOutput returns the recorded value of an output and whether the new
+// value equals it. Sensitive outputs are not recorded: one that was
+// sensitive before and still is counts as unchanged.
+func compareOutput(rec inventory.Output, oc *OutputChange) (cty.Value, bool) {
+	if rec.Sensitive || len(rec.Value) == 0 {
+		return cty.NilVal, rec.Sensitive && oc.Sensitive
+	}
+	ty, err := ctyjson.ImpliedType(rec.Value)
+	if err != nil {
+		return cty.NilVal, false
+	}
+	before, err := ctyjson.Unmarshal(rec.Value, ty)
+	if err != nil {
+		return cty.NilVal, false
+	}
+	if oc.Sensitive {
+		return before, false
+	}
+	v, _ := oc.Value.UnmarkDeep()
+	if !v.IsWhollyKnown() {
+		return before, false
+	}
+	b, err := ctyjson.Marshal(v, v.Type())
+	return before, err == nil && string(b) == string(rec.Value)
 }

@@ -77,6 +77,11 @@ type OutputChange struct {
 	Name      string
 	Value     cty.Value
 	Sensitive bool
+	// Before is the value recorded by the last apply, cty.NilVal when there
+	// is none (or it was sensitive and so not recorded).
+	Before cty.Value
+	// Unchanged tells that the value is the one the last apply recorded.
+	Unchanged bool
 }
 
 // Plan is the result of planning: pure data, rendered by views.

@@ -270,6 +270,9 @@ func applyCommand(ctx context.Context, env *cliEnv, args []string, destroy bool)
 			return code
 		}
 	}
+	if !pf.json && saved == nil {
+		fmt.Fprintln(env.stdout)
+	}
 	var hook reconciler.Hook
 	var jsonHook *view.JSONHook
 	if pf.json {

@@ -8,6 +8,7 @@
 package inventory
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -20,6 +21,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Status is the stage of an object's life an entry records.
@@ -66,9 +69,9 @@ type Store struct {
 // NewToken returns a new random token of 128 bits in hex.
 func NewToken() string {
 	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic(fmt.Sprintf("inventory: no randomness: %v", err))
-	}
+	// crypto/rand.Read never returns an error; it aborts the program when
+	// the system has no randomness to give.
+	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
 
@@ -84,8 +87,19 @@ func validToken(t string) bool {
 	return true
 }
 
+// tmpPrefix starts the name of every temporary file.
+const tmpPrefix = ".tmp-"
+
+// writeAttempts bounds how often a write starts over when its temporary file
+// was removed under it by a concurrent Open.
+const writeAttempts = 5
+
+// errTempGone reports that a write's temporary file vanished before rename.
+var errTempGone = errors.New("temporary file removed during write")
+
 // Open opens the inventory under stateDir, creating it when missing, and
-// removes temporary files that a crash left behind.
+// removes temporary files that a crash left behind. Open takes no lock: a
+// temporary file that a live writer still holds is left alone.
 func Open(stateDir string) (*Store, error) {
 	dir := filepath.Join(stateDir, "inventory")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -96,11 +110,25 @@ func Open(stateDir string) (*Store, error) {
 		return nil, fmt.Errorf("open inventory: %w", err)
 	}
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".tmp-") {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			removeAbandoned(filepath.Join(dir, e.Name()))
 		}
 	}
 	return &Store{dir: dir}, nil
+}
+
+// removeAbandoned removes the temporary file p unless a live writer holds
+// its lock. Errors are ignored: a temporary file left behind is harmless.
+func removeAbandoned(p string) {
+	f, err := os.Open(p)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return // a writer is at work, or flock is unsupported: keep it
+	}
+	_ = os.Remove(p)
 }
 
 // Dir returns the inventory's directory.
@@ -108,25 +136,49 @@ func (s *Store) Dir() string { return s.dir }
 
 // writeFile writes name atomically and durably.
 func (s *Store) writeFile(name string, data []byte) error {
-	tmp, err := os.CreateTemp(s.dir, ".tmp-")
+	for attempt := 1; ; attempt++ {
+		err := s.writeOnce(name, data)
+		if errors.Is(err, errTempGone) && attempt < writeAttempts {
+			continue
+		}
+		return err
+	}
+}
+
+// writeOnce writes data to a temporary file, which it holds an flock on so
+// that a concurrent Open leaves it alone, then renames it to name.
+func (s *Store) writeOnce(name string, data []byte) error {
+	tmp, err := os.CreateTemp(s.dir, tmpPrefix)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	renamed := false
+	defer func() {
+		// The data is synced before the rename, so a failing close after
+		// it loses nothing; closing releases the flock.
+		_ = tmp.Close()
+		if !renamed {
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	// An Open between CreateTemp and Flock may remove the file; the rename
+	// below then fails and the write starts over.
+	if err := unix.Flock(int(tmp.Fd()), unix.LOCK_EX); err != nil {
+		return err
+	}
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, name)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return errTempGone
+		}
 		return err
 	}
+	renamed = true
 	return s.syncDir()
 }
 
@@ -139,10 +191,14 @@ func (s *Store) syncDir() error {
 	return d.Sync()
 }
 
-// Put records e; it is durable when Put returns.
+// Put records e; it is durable when Put returns. The token must be what
+// NewToken returns, and the address and status must be set.
 func (s *Store) Put(e Entry) error {
 	if !validToken(e.Token) {
 		return fmt.Errorf("inventory: invalid token %q", e.Token)
+	}
+	if e.Address == "" || e.Status == "" {
+		return fmt.Errorf("inventory: entry %s has no address or status", e.Token)
 	}
 	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
@@ -188,7 +244,7 @@ func (s *Store) Entries() ([]Entry, error) {
 			return nil, fmt.Errorf("inventory: %w", err)
 		}
 		var e Entry
-		if err := json.Unmarshal(b, &e); err != nil || e.Token != tok || e.Address == "" {
+		if err := json.Unmarshal(b, &e); err != nil || e.Token != tok || e.Address == "" || e.Status == "" {
 			return nil, fmt.Errorf("inventory entry %s is damaged (%v); restore it from a backup, or remove it and adopt the object again with berth import", p, errOr(err, "token, address or status missing"))
 		}
 		out = append(out, e)
@@ -212,7 +268,8 @@ func errOr(err error, s string) string {
 	return s
 }
 
-// Fingerprint returns a hash of every entry's content; any write changes it.
+// Fingerprint returns a hash of every entry's content; any Put or Remove
+// that changes what Entries returns changes it.
 func (s *Store) Fingerprint() (string, error) {
 	entries, err := s.Entries()
 	if err != nil {
@@ -234,17 +291,17 @@ func FingerprintOf(entries []Entry) string {
 
 const outputsFile = "outputs.json"
 
-// PutOutputs records the outputs of the last apply.
+// PutOutputs records the outputs of the last apply; the values of
+// sensitive outputs are dropped. outs is not modified.
 func (s *Store) PutOutputs(outs []Output) error {
-	if outs == nil {
-		outs = []Output{}
-	}
-	for i := range outs {
-		if outs[i].Sensitive {
-			outs[i].Value = nil
+	recs := make([]Output, len(outs))
+	copy(recs, outs)
+	for i := range recs {
+		if recs[i].Sensitive {
+			recs[i].Value = nil
 		}
 	}
-	b, err := json.MarshalIndent(outs, "", "  ")
+	b, err := json.MarshalIndent(recs, "", "  ")
 	if err != nil {
 		return fmt.Errorf("inventory: encode outputs: %w", err)
 	}
@@ -254,7 +311,8 @@ func (s *Store) PutOutputs(outs []Output) error {
 	return nil
 }
 
-// Outputs returns the outputs of the last apply.
+// Outputs returns the outputs of the last apply, each value as compact
+// JSON, or nil when none were recorded.
 func (s *Store) Outputs() ([]Output, error) {
 	b, err := os.ReadFile(filepath.Join(s.dir, outputsFile))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -266,6 +324,20 @@ func (s *Store) Outputs() ([]Output, error) {
 	var outs []Output
 	if err := json.Unmarshal(b, &outs); err != nil {
 		return nil, fmt.Errorf("inventory: %s is damaged: %w; the next apply writes it again", filepath.Join(s.dir, outputsFile), err)
+	}
+	for i := range outs {
+		if outs[i].Sensitive {
+			outs[i].Value = nil // never hand out a value written by hand
+			continue
+		}
+		// The file is indented for people; hand values back on one line,
+		// as they were given to PutOutputs.
+		if len(outs[i].Value) > 0 {
+			var buf bytes.Buffer
+			if err := json.Compact(&buf, outs[i].Value); err == nil {
+				outs[i].Value = json.RawMessage(buf.Bytes())
+			}
+		}
 	}
 	return outs, nil
 }

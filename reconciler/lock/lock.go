@@ -43,6 +43,9 @@ type Lock struct {
 	info string
 }
 
+// retryInterval is how often Acquire tries again while it waits.
+const retryInterval = 100 * time.Millisecond
+
 // Acquire takes the lock on stateDir, trying until timeout (0: once).
 func Acquire(ctx context.Context, stateDir string, timeout time.Duration, command string) (*Lock, error) {
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
@@ -66,11 +69,12 @@ func Acquire(ctx context.Context, stateDir string, timeout time.Duration, comman
 			f.Close()
 			return nil, &HeldError{Dir: stateDir, Info: readInfo(stateDir)}
 		}
+		wait := min(retryInterval, time.Until(deadline))
 		select {
 		case <-ctx.Done():
 			f.Close()
 			return nil, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(wait):
 		}
 	}
 	host, _ := os.Hostname()

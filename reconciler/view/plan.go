@@ -118,11 +118,22 @@ func renderOutputs(outs []*reconciler.OutputChange, opts Options) []string {
 		if o == nil {
 			continue
 		}
+		if o.Unchanged {
+			continue
+		}
+		s := symCreate
+		if o.Before != cty.NilVal {
+			s = symUpdate
+		}
 		lines := []string{marks.Redacted}
-		if !o.Sensitive {
+		switch {
+		case o.Sensitive:
+		case s == symUpdate:
+			lines = d.value(0, nil, s, o.Before, o.Value)
+		default:
 			lines = d.whole(0, o.Value, symCreate)
 		}
-		es = append(es, entry{sym: symCreate, name: o.Name, lines: lines})
+		es = append(es, entry{sym: s, name: o.Name, lines: lines})
 	}
 	return d.layout(0, es, nil, 0, 0, "", "")
 }

@@ -214,6 +214,14 @@ func TestRenderPlanGolden(t *testing.T) {
 				{Name: "empty", Value: cty.NilVal},
 			},
 		}, Options{}},
+		{"outputs_unchanged_and_updated", &reconciler.Plan{
+			Changes: []*reconciler.Change{{Addr: at("thing", "a"), Action: reconciler.Create, After: obj(map[string]cty.Value{"id": unk(cty.String)})}},
+			Outputs: []*reconciler.OutputChange{
+				{Name: "same", Value: str("s"), Before: str("s"), Unchanged: true},
+				{Name: "moved", Value: str("new"), Before: str("old")},
+				{Name: "fresh", Value: str("f")},
+			},
+		}, Options{}},
 		{"outputs_color", &reconciler.Plan{
 			Changes: []*reconciler.Change{{Addr: at("thing", "a"), Action: reconciler.Delete, Before: obj(map[string]cty.Value{"id": str("a")})}},
 			Outputs: []*reconciler.OutputChange{{Name: "ids", Value: list([]cty.Value{str("a"), str("b")})}},

@@ -1,0 +1,781 @@
+package inventory
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// crashChildEnv, when set to a state directory, turns the test binary into
+// a child that writes to the inventory there until it is killed.
+const crashChildEnv = "BERTH_INVENTORY_TEST_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		os.Exit(crashChild(dir))
+	}
+	os.Exit(m.Run())
+}
+
+// tok returns a valid token derived from n.
+func tok(n int) string { return fmt.Sprintf("%032x", n+1) }
+
+func openTemp(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func at(sec int) time.Time { return time.Date(2024, 5, 1, 12, 0, sec, 123456789, time.UTC) }
+
+func TestPutEntriesRoundTrip(t *testing.T) {
+	s := openTemp(t)
+	full := Entry{
+		Token:        NewToken(),
+		Address:      "container.web[0]",
+		Kind:         "container",
+		Provider:     "linux",
+		ID:           "c-123",
+		Status:       Created,
+		Dependencies: []string{"image.nginx", "network.front"},
+		Private:      []byte{0, 1, 2, 0xff, '"', '\n'},
+		ConfigHash:   "sha256:abc",
+		Revision:     "deadbeef",
+		CreatedAt:    at(1),
+		UpdatedAt:    at(2).In(time.FixedZone("X", 3600)),
+	}
+	minimal := Entry{Token: NewToken(), Address: "volume.data", Status: Creating, CreatedAt: at(3), UpdatedAt: at(3)}
+	for _, e := range []Entry{full, minimal} {
+		if err := s.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("got %d entries, want 2", len(got))
+	}
+	for i, want := range []Entry{full, minimal} {
+		g := got[i]
+		if !g.CreatedAt.Equal(want.CreatedAt) || !g.UpdatedAt.Equal(want.UpdatedAt) {
+			t.Errorf("entry %d times: got %v/%v, want %v/%v", i, g.CreatedAt, g.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+		}
+		g.CreatedAt, g.UpdatedAt = want.CreatedAt, want.UpdatedAt
+		if !reflect.DeepEqual(g, want) {
+			t.Errorf("entry %d:\n got %#v\nwant %#v", i, g, want)
+		}
+	}
+	// Updating an entry replaces it.
+	full.Status = Deleting
+	full.ID = "c-456"
+	if err := s.Put(full); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Status != Deleting || got[0].ID != "c-456" {
+		t.Errorf("after update: %+v", got)
+	}
+	// Files are private to the owner.
+	fi, err := os.Stat(filepath.Join(s.Dir(), full.Token+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("entry file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+func TestEntriesSorted(t *testing.T) {
+	tests := []struct {
+		name string
+		put  []Entry
+		want []string // tokens in order
+	}{
+		{
+			name: "by address",
+			put: []Entry{
+				{Token: tok(1), Address: "obj.c", CreatedAt: at(1)},
+				{Token: tok(2), Address: "obj.a", CreatedAt: at(3)},
+				{Token: tok(3), Address: "obj.b", CreatedAt: at(2)},
+			},
+			want: []string{tok(2), tok(3), tok(1)},
+		},
+		{
+			name: "same address by creation time",
+			put: []Entry{
+				{Token: tok(1), Address: "obj.a", CreatedAt: at(5)},
+				{Token: tok(2), Address: "obj.a", CreatedAt: at(1)},
+				{Token: tok(3), Address: "obj.a", CreatedAt: at(3)},
+				{Token: tok(4), Address: "obj.0", CreatedAt: at(9)},
+			},
+			want: []string{tok(4), tok(2), tok(3), tok(1)},
+		},
+		{
+			name: "same address and time by token",
+			put: []Entry{
+				{Token: tok(3), Address: "obj.a", CreatedAt: at(1)},
+				{Token: tok(1), Address: "obj.a", CreatedAt: at(1)},
+				{Token: tok(2), Address: "obj.a", CreatedAt: at(1).In(time.FixedZone("Y", -7200))},
+			},
+			want: []string{tok(1), tok(2), tok(3)},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTemp(t)
+			for _, e := range tt.put {
+				e.Status = Created
+				if err := s.Put(e); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.Entries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var toks []string
+			for _, e := range got {
+				toks = append(toks, e.Token)
+			}
+			if !reflect.DeepEqual(toks, tt.want) {
+				t.Errorf("order %v, want %v", toks, tt.want)
+			}
+		})
+	}
+}
+
+func TestRemove(t *testing.T) {
+	s := openTemp(t)
+	a := Entry{Token: tok(1), Address: "obj.a", Status: Created}
+	b := Entry{Token: tok(2), Address: "obj.b", Status: Created}
+	for _, e := range []Entry{a, b} {
+		if err := s.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name   string
+		token  string
+		remain []string
+	}{
+		{"present", tok(1), []string{tok(2)}},
+		{"already removed", tok(1), []string{tok(2)}},
+		{"never existed", tok(99), []string{tok(2)}},
+		{"last", tok(2), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.Remove(tt.token); err != nil {
+				t.Fatalf("Remove: %v", err)
+			}
+			got, err := s.Entries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var toks []string
+			for _, e := range got {
+				toks = append(toks, e.Token)
+			}
+			if !reflect.DeepEqual(toks, tt.remain) {
+				t.Errorf("remaining %v, want %v", toks, tt.remain)
+			}
+		})
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	s := openTemp(t)
+	e1 := Entry{Token: tok(1), Address: "obj.a", Status: Creating, CreatedAt: at(1), UpdatedAt: at(1)}
+	e2 := Entry{Token: tok(2), Address: "obj.b", Status: Created, CreatedAt: at(2), UpdatedAt: at(2)}
+	e1created := e1
+	e1created.Status, e1created.ID = Created, "x"
+	e1private := e1created
+	e1private.Private = []byte("p")
+
+	steps := []struct {
+		name    string
+		do      func() error
+		changes bool
+	}{
+		{"nothing", func() error { return nil }, false},
+		{"put first", func() error { return s.Put(e1) }, true},
+		{"put second", func() error { return s.Put(e2) }, true},
+		{"update status and id", func() error { return s.Put(e1created) }, true},
+		{"update private only", func() error { return s.Put(e1private) }, true},
+		{"read only", func() error { _, err := s.Entries(); return err }, false},
+		{"outputs do not count", func() error { return s.PutOutputs([]Output{{Name: "o", Value: json.RawMessage(`1`)}}) }, false},
+		{"remove missing", func() error { return s.Remove(tok(3)) }, false},
+		{"remove second", func() error { return s.Remove(tok(2)) }, true},
+		{"put second again", func() error { return s.Put(e2) }, true},
+		{"remove first", func() error { return s.Remove(tok(1)) }, true},
+		{"remove second", func() error { return s.Remove(tok(2)) }, true},
+	}
+	seen := map[string]string{}
+	prev, err := s.Fingerprint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen[prev] = "empty"
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		fp, err := s.Fingerprint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := s.Fingerprint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again != fp {
+			t.Errorf("%s: fingerprint not stable: %s then %s", st.name, fp, again)
+		}
+		if changed := fp != prev; changed != st.changes {
+			t.Errorf("%s: fingerprint changed = %v, want %v", st.name, changed, st.changes)
+		}
+		entries, err := s.Entries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if of := FingerprintOf(entries); of != fp {
+			t.Errorf("%s: FingerprintOf(Entries()) = %s, Fingerprint() = %s", st.name, of, fp)
+		}
+		prev = fp
+		seen[fp] = st.name
+	}
+	// Every distinct content gave a distinct fingerprint: empty, e1,
+	// e1+e2, e1created+e2, e1private+e2, e1private, e2.
+	if len(seen) != 7 {
+		t.Errorf("%d distinct fingerprints, want 7: %v", len(seen), seen)
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	tests := []struct {
+		name string
+		put  []Output
+		want []Output
+	}{
+		{"none recorded", nil, []Output{}},
+		{
+			name: "plain and sensitive",
+			put: []Output{
+				{Name: "url", Value: json.RawMessage(`"http://x"`)},
+				{Name: "password", Value: json.RawMessage(`"hunter2-secret"`), Sensitive: true},
+				{Name: "ports", Value: json.RawMessage(`[80,443]`)},
+				{Name: "unknown"},
+				{Name: "spaced", Value: json.RawMessage(`{ "a" : [1, 2] }`)},
+			},
+			want: []Output{
+				{Name: "url", Value: json.RawMessage(`"http://x"`)},
+				{Name: "password", Sensitive: true},
+				{Name: "ports", Value: json.RawMessage(`[80,443]`)},
+				{Name: "unknown"},
+				{Name: "spaced", Value: json.RawMessage(`{"a":[1,2]}`)},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTemp(t)
+			if got, err := s.Outputs(); err != nil || got != nil {
+				t.Fatalf("before any PutOutputs: %v, %v; want nil, nil", got, err)
+			}
+			var orig []Output
+			for _, o := range tt.put {
+				orig = append(orig, Output{Name: o.Name, Value: append(json.RawMessage(nil), o.Value...), Sensitive: o.Sensitive})
+			}
+			if err := s.PutOutputs(tt.put); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.put {
+				if !bytes.Equal(tt.put[i].Value, orig[i].Value) {
+					t.Errorf("PutOutputs changed the caller's output %q", tt.put[i].Name)
+				}
+			}
+			raw, err := os.ReadFile(filepath.Join(s.Dir(), "outputs.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(raw, []byte("hunter2")) {
+				t.Errorf("a sensitive value reached the file:\n%s", raw)
+			}
+			got, err := s.Outputs()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d outputs, want %d: %+v", len(got), len(tt.want), got)
+			}
+			for i := range got {
+				g, w := got[i], tt.want[i]
+				if g.Name != w.Name || g.Sensitive != w.Sensitive || !bytes.Equal(g.Value, w.Value) {
+					t.Errorf("output %d: got %+v (%s), want %+v (%s)", i, g, g.Value, w, w.Value)
+				}
+			}
+		})
+	}
+}
+
+func TestOutputsHandWritten(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		wantErr string
+		want    []Output
+	}{
+		{"sensitive value is not handed out", `[{"name":"p","value":"s3cret","sensitive":true}]`, "", []Output{{Name: "p", Sensitive: true}}},
+		{"damaged", `[{"name":`, "the next apply writes it again", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTemp(t)
+			if err := os.WriteFile(filepath.Join(s.Dir(), "outputs.json"), []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Outputs()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "outputs.json") {
+					t.Fatalf("error %v, want one naming outputs.json and saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) || got[0].Name != tt.want[0].Name || got[0].Value != nil {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestInvalidTokens(t *testing.T) {
+	tests := []struct {
+		name  string
+		token string
+	}{
+		{"empty", ""},
+		{"path traversal", "../x"},
+		{"path traversal with hex", "../0123456789abcdef0123456789abcdef"},
+		{"slash", "0123456789abcdef/0123456789abcdef"},
+		{"uppercase", "0123456789ABCDEF0123456789ABCDEF"},
+		{"short", "0123456789abcde"},
+		{"too long", strings.Repeat("a", 129)},
+		{"not hex", "0123456789abcdefg123456789abcdef"},
+		{"dot", "0123456789abcdef.json"},
+		{"space", "0123456789abcdef "},
+		{"nul", "0123456789abcdef\x00"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			state := t.TempDir()
+			s, err := Open(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(Entry{Token: tt.token, Address: "obj.a", Status: Created}); err == nil || !strings.Contains(err.Error(), "invalid token") {
+				t.Errorf("Put: error %v, want invalid token", err)
+			}
+			if err := s.Remove(tt.token); err == nil || !strings.Contains(err.Error(), "invalid token") {
+				t.Errorf("Remove: error %v, want invalid token", err)
+			}
+			// Nothing was written anywhere in the state directory.
+			var files []string
+			_ = filepath.WalkDir(state, func(p string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					files = append(files, p)
+				}
+				return nil
+			})
+			if len(files) != 0 {
+				t.Errorf("files written: %v", files)
+			}
+		})
+	}
+	// The boundaries are accepted.
+	s := openTemp(t)
+	for _, tk := range []string{strings.Repeat("0", 16), strings.Repeat("f", 128), NewToken()} {
+		if err := s.Put(Entry{Token: tk, Address: "obj.a", Status: Created}); err != nil {
+			t.Errorf("Put(%q): %v", tk, err)
+		}
+	}
+}
+
+func TestPutRejectsIncompleteEntry(t *testing.T) {
+	tests := []struct {
+		name string
+		e    Entry
+	}{
+		{"no address", Entry{Token: tok(1), Status: Created}},
+		{"no status", Entry{Token: tok(1), Address: "obj.a"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTemp(t)
+			if err := s.Put(tt.e); err == nil {
+				t.Fatal("Put accepted an entry that Entries would call damaged")
+			}
+			if _, err := s.Entries(); err != nil {
+				t.Errorf("Entries after a rejected Put: %v", err)
+			}
+		})
+	}
+}
+
+func TestNewToken(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		tk := NewToken()
+		if !validToken(tk) || len(tk) != 32 {
+			t.Fatalf("NewToken() = %q, not 32 lowercase hex digits", tk)
+		}
+		if seen[tk] {
+			t.Fatalf("NewToken() repeated %q", tk)
+		}
+		seen[tk] = true
+	}
+}
+
+func TestTempFilesFromCrash(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(Entry{Token: tok(1), Address: "obj.a", Status: Created}); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := map[string]string{
+		".tmp-123456":   `{"token": "000000000`,            // torn
+		".tmp-":         "",                                // empty
+		".tmp-987.json": `{"token":"x","address":"obj.b"}`, // looks like an entry
+	}
+	for name, content := range leftovers {
+		if err := os.WriteFile(filepath.Join(s.Dir(), name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Other files are no business of the inventory: they stay.
+	other := filepath.Join(s.Dir(), "README")
+	if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Entries()
+	if err != nil {
+		t.Fatalf("Entries with temporary files present: %v", err)
+	}
+	if len(got) != 1 || got[0].Token != tok(1) {
+		t.Errorf("Entries = %+v, want only obj.a", got)
+	}
+	if _, err := Open(state); err != nil {
+		t.Fatal(err)
+	}
+	for name := range leftovers {
+		if _, err := os.Stat(filepath.Join(s.Dir(), name)); !os.IsNotExist(err) {
+			t.Errorf("Open left %s behind (stat: %v)", name, err)
+		}
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("Open removed a file that is not its own: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), tok(1)+".json")); err != nil {
+		t.Errorf("Open removed an entry: %v", err)
+	}
+}
+
+func TestDamagedEntry(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+	}{
+		{"empty", ""},
+		{"torn json", `{"token": "` + tok(1) + `", "addr`},
+		{"not json", "\x00\x01garbage"},
+		{"token differs from name", `{"token":"` + tok(2) + `","address":"obj.a","status":"created"}`},
+		{"no address", `{"token":"` + tok(1) + `","status":"created"}`},
+		{"no status", `{"token":"` + tok(1) + `","address":"obj.a"}`},
+		{"wrong type", `{"token":"` + tok(1) + `","address":["obj.a"],"status":"created"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTemp(t)
+			if err := s.Put(Entry{Token: tok(5), Address: "obj.ok", Status: Created}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(s.Dir(), tok(1)+".json")
+			if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.Entries()
+			if err == nil {
+				t.Fatal("Entries accepted a damaged entry")
+			}
+			msg := err.Error()
+			for _, want := range []string{p, "damaged", "restore it from a backup", "berth import"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("error %q does not contain %q", msg, want)
+				}
+			}
+			if _, err := s.Fingerprint(); err == nil {
+				t.Error("Fingerprint accepted a damaged entry")
+			}
+		})
+	}
+}
+
+func TestConcurrentPut(t *testing.T) {
+	s := openTemp(t)
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Put(Entry{Token: tok(i), Address: fmt.Sprintf("obj.a%02d", i), Status: Created, CreatedAt: at(i % 60)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	got, err := s.Entries()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != n {
+		t.Fatalf("Entries has %d entries, want %d", len(got), n)
+	}
+	for i, e := range got {
+		if want := fmt.Sprintf("obj.a%02d", i); e.Address != want || e.Token != tok(i) {
+			t.Errorf("entry %d is %s/%s, want %s/%s", i, e.Address, e.Token, want, tok(i))
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(s.Dir(), ".tmp-*"))
+	if len(left) != 0 {
+		t.Errorf("temporary files left behind: %v", left)
+	}
+}
+
+// TestOpenDuringWrites checks that a reader's Open (berth plan takes no
+// lock) never breaks the writes of an apply running at the same time.
+func TestOpenDuringWrites(t *testing.T) {
+	state := t.TempDir()
+	s, err := Open(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var opens sync.WaitGroup
+	for range 2 {
+		opens.Add(1)
+		go func() {
+			defer opens.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := Open(state); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	private := bytes.Repeat([]byte("x"), 64<<10)
+	for i := range 200 {
+		if err := s.Put(Entry{Token: tok(i % 20), Address: "obj.a", Status: Created, Private: private}); err != nil {
+			t.Errorf("Put %d during Open: %v", i, err)
+			break
+		}
+	}
+	close(stop)
+	opens.Wait()
+	if got, err := s.Entries(); err != nil || len(got) != 20 {
+		t.Errorf("Entries: %d entries, %v; want 20", len(got), err)
+	}
+}
+
+// crashEntry returns the entry the crash child writes for token number n in
+// generation gen; its content can be checked from the token alone.
+func crashEntry(n, gen int) Entry {
+	t := tok(n)
+	sum := sha256.Sum256([]byte(t))
+	private := bytes.Repeat(sum[:], 1+n%64) // up to 2 KiB
+	return Entry{
+		Token:        t,
+		Address:      fmt.Sprintf("obj.n%d", n),
+		Kind:         "obj",
+		Provider:     "fake",
+		ID:           fmt.Sprintf("id-%d-%d", n, gen),
+		Status:       []Status{Creating, Created, Deleting}[gen%3],
+		Dependencies: []string{fmt.Sprintf("obj.n%d", n/2)},
+		Private:      private,
+		ConfigHash:   fmt.Sprintf("%x", sum),
+		Revision:     fmt.Sprint(gen),
+		CreatedAt:    at(n % 60),
+		UpdatedAt:    at(gen % 60),
+	}
+}
+
+// checkCrashEntry reports what is wrong with e, which the crash child wrote.
+func checkCrashEntry(e Entry) error {
+	var n, gen int
+	if _, err := fmt.Sscanf(e.ID, "id-%d-%d", &n, &gen); err != nil {
+		return fmt.Errorf("id %q: %w", e.ID, err)
+	}
+	want := crashEntry(n, gen)
+	if !e.CreatedAt.Equal(want.CreatedAt) || !e.UpdatedAt.Equal(want.UpdatedAt) {
+		return fmt.Errorf("times %v %v, want %v %v", e.CreatedAt, e.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+	}
+	e.CreatedAt, e.UpdatedAt = want.CreatedAt, want.UpdatedAt
+	if !reflect.DeepEqual(e, want) {
+		return fmt.Errorf("content differs from what was written")
+	}
+	return nil
+}
+
+// crashChild writes, updates and removes entries and outputs under dir until
+// it is killed.
+func crashChild(dir string) int {
+	s, err := Open(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	for gen := 0; ; gen++ {
+		n := gen % 97
+		if err := s.Put(crashEntry(n, gen)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if gen%7 == 3 {
+			if err := s.Remove(tok((gen * 13) % 97)); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+		if gen%5 == 0 {
+			if err := s.PutOutputs([]Output{{Name: "gen", Value: json.RawMessage(fmt.Sprint(gen))}}); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+		}
+	}
+}
+
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	const kills = 24
+	start := time.Now()
+	tempsSeen, maxEntries := 0, 0
+	for i := range kills {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+state)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err != nil || line != "ready\n" {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("child did not start: %q %v: %s", line, err, stderr.String())
+		}
+		// Kill at varied moments: right away, and up to ~130 ms in.
+		time.Sleep(time.Duration(i*37%131) * time.Millisecond)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		err = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+			t.Fatalf("child %d ended by itself (%v) instead of by SIGKILL: %s", i, err, stderr.String())
+		}
+
+		temps, _ := filepath.Glob(filepath.Join(state, "inventory", ".tmp-*"))
+		tempsSeen += len(temps)
+		s, err := Open(state)
+		if err != nil {
+			t.Fatalf("kill %d: Open: %v", i, err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(state, "inventory", ".tmp-*")); len(left) != 0 {
+			t.Errorf("kill %d: Open left temporary files: %v", i, left)
+		}
+		entries, err := s.Entries()
+		if err != nil {
+			t.Fatalf("kill %d: Entries: %v", i, err)
+		}
+		maxEntries = max(maxEntries, len(entries))
+		for _, e := range entries {
+			if err := checkCrashEntry(e); err != nil {
+				t.Errorf("kill %d: entry %s: %v", i, e.Token, err)
+			}
+		}
+		if _, err := s.Outputs(); err != nil {
+			t.Errorf("kill %d: Outputs: %v", i, err)
+		}
+	}
+	if maxEntries == 0 {
+		t.Error("the children never wrote an entry; the test proves nothing")
+	}
+	t.Logf("%d kills in %v; %d temporary files found after kills; up to %d entries", kills, time.Since(start).Round(time.Millisecond), tempsSeen, maxEntries)
+}
+
+func BenchmarkEntries(b *testing.B) {
+	s := openTemp(b)
+	for i := range 1000 {
+		e := crashEntry(i%97, i)
+		e.Token = tok(i)
+		if err := s.Put(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		got, err := s.Entries()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(got) != 1000 {
+			b.Fatalf("%d entries", len(got))
+		}
+	}
+}
