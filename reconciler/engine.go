@@ -185,6 +185,31 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 	}
 
 	st.targeted = e.targetSet(cfg, graph, req.Targets)
+	for _, t := range req.Targets {
+		if _, ok := cfg.Resources[t.Resource]; ok {
+			continue
+		}
+		owned := false
+		for _, en := range entries {
+			if en.Address == t.String() || strings.HasPrefix(en.Address, t.Resource.String()+"[") || en.Address == t.Resource.String() {
+				owned = true
+			}
+		}
+		if !owned {
+			var names []string
+			for a := range cfg.Resources {
+				names = append(names, a.String())
+			}
+			detail := fmt.Sprintf("-target %s matches no resource in the configuration and nothing berth owns.", t)
+			if s := spec.Suggest(t.Resource.String(), names); s != "" {
+				detail += fmt.Sprintf(" Did you mean %s?", s)
+			}
+			diags = append(diags, errDiag("Invalid target", detail))
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
 
 	var mu sync.Mutex
 	nodeDeps := map[string][]string{}
