@@ -597,14 +597,21 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 	cfgVal = applyIgnoreChanges(cfgVal, prior, r.Lifecycle)
 	raw, pvm := cfgVal.UnmarkDeepWithPaths()
 	var diags hcl.Diagnostics
-	cctx, cancel := e.callCtx(ctx)
-	vresp := prov.Validate(cctx, providers.ValidateRequest{Kind: r.Addr.Kind, Config: raw})
-	cancel()
-	diags = append(diags, attrDiags(ia, "validate", vresp.Diagnostics, r, st.redact)...)
-	if diags.HasErrors() {
-		return nil, diags
+	// The configuration the object was last applied with was validated
+	// then: asking again would only slow down the steady state, where an
+	// agent re-plans an unchanged configuration to find drift.
+	cfgHash := hashValue(raw)
+	sameConfig := cur != nil && cur.entry.ConfigHash != "" && cur.entry.ConfigHash == cfgHash
+	if !sameConfig {
+		cctx, cancel := e.callCtx(ctx)
+		vresp := prov.Validate(cctx, providers.ValidateRequest{Kind: r.Addr.Kind, Config: raw})
+		cancel()
+		diags = append(diags, attrDiags(ia, "validate", vresp.Diagnostics, r, st.redact)...)
+		if diags.HasErrors() {
+			return nil, diags
+		}
 	}
-	cctx, cancel = e.callCtx(ctx)
+	cctx, cancel := e.callCtx(ctx)
 	presp := prov.Plan(cctx, providers.PlanRequest{Kind: r.Addr.Kind, Prior: prior, Config: raw, Private: priv})
 	cancel()
 	diags = append(diags, attrDiags(ia, "plan", presp.Diagnostics, r, st.redact)...)
@@ -641,7 +648,7 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 				names[i] = pathString(p)
 			}
 			ch.Reason = fmt.Sprintf("%s changed, which forces replacement", strings.Join(names, ", "))
-			if cur.entry.ConfigHash != "" && cur.entry.ConfigHash == hashValue(raw) {
+			if sameConfig {
 				ch.Reason = fmt.Sprintf("%s changed outside berth (drift), which forces replacement", strings.Join(names, ", "))
 			}
 			if r.Lifecycle.PreventDestroy {
@@ -653,7 +660,7 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 			ch.Action = Update
 			changed := changedAttrs(prior, plannedVal)
 			ch.Reason = fmt.Sprintf("%s changed", strings.Join(changed, ", "))
-			if cur.entry.ConfigHash != "" && cur.entry.ConfigHash == hashValue(raw) {
+			if sameConfig {
 				ch.Reason = fmt.Sprintf("%s changed outside berth (drift)", strings.Join(changed, ", "))
 			}
 		}
