@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -499,7 +501,7 @@ func (a *applier) outputs() {
 		return
 	}
 	var recs []inventory.Output
-	for _, name := range sortedKeys(a.st.outputs) {
+	for _, name := range slices.Sorted(maps.Keys(a.st.outputs)) {
 		o := a.st.outputs[name]
 		v, ds := a.st.scope.EvalOutput(o, false)
 		if ds.HasErrors() {

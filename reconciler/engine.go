@@ -3,6 +3,8 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -251,7 +253,7 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 		return nil
 	}, func(string, string) {})
 	if diags.HasErrors() {
-		return nil, dedupeDiags(diags)
+		return nil, spec.Dedupe(diags)
 	}
 
 	// Orphans: owned objects whose resource is no longer declared.
@@ -307,7 +309,7 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 				prev[o.Name] = o
 			}
 		}
-		for _, name := range sortedKeys(cfg.Outputs) {
+		for _, name := range slices.Sorted(maps.Keys(cfg.Outputs)) {
 			o := cfg.Outputs[name]
 			v, ds := scope.EvalOutput(o, false)
 			diags = append(diags, ds...)
@@ -319,7 +321,7 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 		}
 	}
 	p.Fingerprint = e.fingerprint(cfg, scope, req, invFP, live)
-	return p, dedupeDiags(diags)
+	return p, spec.Dedupe(diags)
 }
 
 // targetSet returns the resources a -target list selects, with everything
@@ -768,15 +770,6 @@ func pathString(p cty.Path) string {
 		}
 	}
 	return b.String()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // ProviderOf returns the name of the provider that manages kind.

@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -149,12 +151,12 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 		w("file", filepath.Base(n), string(cfg.Files[n].Bytes))
 	}
 	vars := scope.Variables()
-	for _, n := range sortedKeys(vars) {
+	for _, n := range slices.Sorted(maps.Keys(vars)) {
 		v, _ := vars[n].UnmarkDeep()
 		w("var", n, hashValue(v))
 	}
 	w("host", req.Inputs.Host.Name)
-	for _, k := range sortedKeys(req.Inputs.Host.Labels) {
+	for _, k := range slices.Sorted(maps.Keys(req.Inputs.Host.Labels)) {
 		w("label", k, req.Inputs.Host.Labels[k])
 	}
 	for _, t := range req.Targets {
@@ -170,21 +172,4 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 		w("live", is.entry.Token, is.id, state)
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-func dedupeDiags(diags hcl.Diagnostics) hcl.Diagnostics {
-	seen := map[string]bool{}
-	var out hcl.Diagnostics
-	for _, d := range diags {
-		key := d.Summary + "|" + d.Detail
-		if d.Subject != nil {
-			key += "|" + d.Subject.String()
-		}
-		if seen[key] {
-			continue
-		}
-		seen[key] = true
-		out = append(out, d)
-	}
-	return out
 }

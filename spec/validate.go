@@ -236,7 +236,7 @@ func Validate(cfg *Config, in Inputs, schemas Schemas) hcl.Diagnostics {
 			}
 		}
 	}
-	return dedupe(diags)
+	return Dedupe(diags)
 }
 
 func resourceByNode(cfg *Config, node string) *Resource {
@@ -247,9 +247,9 @@ func resourceByNode(cfg *Config, node string) *Resource {
 	return cfg.Resources[a]
 }
 
-// dedupe drops diagnostics repeated with the same summary and range, as
-// happens when several instances of one resource share a mistake.
-func dedupe(diags hcl.Diagnostics) hcl.Diagnostics {
+// Dedupe drops diagnostics repeated with the same summary, detail and
+// range, as happens when several instances of one resource share a mistake.
+func Dedupe(diags hcl.Diagnostics) hcl.Diagnostics {
 	seen := map[string]bool{}
 	var out hcl.Diagnostics
 	for _, d := range diags {

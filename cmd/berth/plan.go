@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/berthhq/berth/reconciler"
@@ -170,7 +171,7 @@ func savePlan(path, dir string, pf *planFlags, req reconciler.PlanRequest, p *re
 		}
 		f.Vars = append(f.Vars, planfile.Var{Name: vi.Name, Value: vi.Raw})
 	}
-	for _, name := range sortedNames(req.Config.Variables) {
+	for _, name := range slices.Sorted(maps.Keys(req.Config.Variables)) {
 		if req.Config.Variables[name].Sensitive {
 			f.SensitiveVars = append(f.SensitiveVars, name)
 		}
@@ -349,13 +350,4 @@ func printOutputs(env *cliEnv, outs []*reconciler.OutputChange) {
 	for _, o := range outs {
 		fmt.Fprintf(env.stdout, "%s = %s\n", o.Name, formatValue(o.Value))
 	}
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
