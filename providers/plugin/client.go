@@ -321,9 +321,9 @@ func (c *Client) after(ctx context.Context, op string, started time.Time, err er
 	if reason := c.stoppedReason(); reason != "" {
 		return providers.Errorf("provider %q stopped during %s: %s", c.name, op, reason)
 	}
-	if ctx.Err() != nil {
+	if timedOut(ctx) {
 		c.stop(fmt.Sprintf("it did not answer %s in time and berth killed it", op))
-		return providers.Errorf("provider %q did not answer %s in time (%v after %s); berth killed the provider", c.name, op, ctx.Err(), since(started))
+		return providers.Errorf("provider %q did not answer %s in time (%v after %s); berth killed the provider", c.name, op, ctxErr(ctx), since(started))
 	}
 	if status.Code(err) == codes.Unavailable || c.gp.Exited() {
 		if c.waitExit(exitWait) {

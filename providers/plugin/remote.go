@@ -54,8 +54,8 @@ func (r *remote) invoke(ctx context.Context, op string, f func(context.Context) 
 	if r.guard != nil {
 		return r.guard.after(ctx, op, started, err)
 	}
-	if ctx.Err() != nil {
-		return providers.Errorf("provider %q did not answer %s in time (%v after %s)", r.name, op, ctx.Err(), since(started))
+	if timedOut(ctx) {
+		return providers.Errorf("provider %q did not answer %s in time (%v after %s)", r.name, op, ctxErr(ctx), since(started))
 	}
 	return providers.Errorf("provider %q failed during %s: %s", r.name, op, status.Convert(err).Message())
 }
@@ -260,4 +260,23 @@ func since(t time.Time) time.Duration {
 		return d.Round(100 * time.Millisecond)
 	}
 	return d.Round(time.Millisecond)
+}
+
+// timedOut reports whether ctx is done or about to be. gRPC passes the
+// deadline on to the provider, whose side may give up a moment before ours
+// and reset the stream: that is a timeout too, not a provider failure.
+func timedOut(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && time.Until(d) < 100*time.Millisecond
+}
+
+// ctxErr returns why ctx ended, or that its deadline passed.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return context.DeadlineExceeded
 }
