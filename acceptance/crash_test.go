@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -146,8 +147,9 @@ func TestApplySurvivesKillAtEveryStep(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			// The provider start-up takes time too: count from the first
-			// moment berth holds the lock.
+			// Start-up takes a varying time: count from the moment berth
+			// holds the lock, which it takes before starting providers.
+			waitForLock(t, h, cmd.Process.Pid)
 			time.Sleep(delay)
 			cmd.Process.Signal(syscall.SIGKILL)
 			cmd.Wait()
@@ -202,4 +204,18 @@ func TestProviderFaultsAtEveryOperation(t *testing.T) {
 			checkConverged(t, h)
 		})
 	}
+}
+
+// waitForLock waits until process pid holds the state lock of h.
+func waitForLock(t *testing.T, h *host, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(filepath.Join(h.stateDir, "lock.info"))
+		if err == nil && strings.Contains(string(b), fmt.Sprintf(`"PID":%d,`, pid)) {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Fatalf("berth (pid %d) did not take the lock within 20s", pid)
 }

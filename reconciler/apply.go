@@ -65,10 +65,28 @@ func (e *Engine) Apply(ctx context.Context, p *Plan, hook Hook) *ApplyResult {
 		}
 	}
 
+	// An object that an updated object referred to at its last apply is
+	// deleted after that update, so that the update can let go of it first.
+	usedBy := map[string][]addr.Instance{}
+	for _, it := range a.st.items {
+		if it.change.Action == Update && it.prior != nil {
+			for _, d := range it.prior.entry.Dependencies {
+				if ia, err := addr.Parse(d); err == nil {
+					usedBy[ia.Resource.String()] = append(usedBy[ia.Resource.String()], it.change.Addr)
+				}
+			}
+		}
+	}
 	var firstDeletes, lastDeletes, upserts []*planned
 	for _, it := range a.st.items {
 		switch it.change.Action {
-		case Delete, Replace:
+		case Delete:
+			if len(usedBy[it.change.Addr.Resource.String()]) > 0 && it.res == nil {
+				lastDeletes = append(lastDeletes, it)
+			} else {
+				firstDeletes = append(firstDeletes, it)
+			}
+		case Replace:
 			firstDeletes = append(firstDeletes, it)
 		case CreateThenDelete:
 			lastDeletes = append(lastDeletes, it)
@@ -79,8 +97,46 @@ func (e *Engine) Apply(ctx context.Context, p *Plan, hook Hook) *ApplyResult {
 	}
 	failedRes := a.deletes(ctx, firstDeletes)
 	a.upserts(ctx, upserts, failedRes)
-	a.deletes(ctx, lastDeletes)
+
+	// The deletes of the last phase wait for what they make room for: the
+	// new object of a create-before-destroy replacement, the update that let
+	// go of an orphan. When that failed, the old object stays.
+	notDone := map[addr.Instance]bool{}
+	a.mu.Lock()
+	for _, f := range a.res.Failed {
+		notDone[f] = true
+	}
+	for _, f := range a.res.Skipped {
+		notDone[f] = true
+	}
+	a.mu.Unlock()
+	var last []*planned
+	for _, it := range lastDeletes {
+		var blocker *addr.Instance
+		if it.change.Action == CreateThenDelete && notDone[it.change.Addr] {
+			blocker = &it.change.Addr
+		}
+		if it.change.Action == Delete {
+			for _, u := range usedBy[it.change.Addr.Resource.String()] {
+				if notDone[u] {
+					u := u
+					blocker = &u
+					break
+				}
+			}
+		}
+		if blocker != nil {
+			a.skip(it, blocker.String())
+			continue
+		}
+		last = append(last, it)
+	}
+	a.deletes(ctx, last)
 	a.outputs()
+	if err := ctx.Err(); err != nil {
+		a.res.Diagnostics = append(a.res.Diagnostics, errDiag("Apply interrupted",
+			fmt.Sprintf("The apply was stopped (%v) before every planned change was made. What was done is recorded; run berth apply again to finish.", err)))
+	}
 	sort.Slice(a.res.Failed, func(i, j int) bool { return a.res.Failed[i].Less(a.res.Failed[j]) })
 	sort.Slice(a.res.Skipped, func(i, j int) bool { return a.res.Skipped[i].Less(a.res.Skipped[j]) })
 	if len(a.res.Skipped) > 0 {
@@ -307,7 +363,7 @@ func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[s
 		}
 		if failedRes[node] {
 			for _, it := range byRes[node] {
-				if it.change.Action.IsReplace() {
+				if it.change.Action != NoOp {
 					a.skip(it, node)
 				}
 			}
@@ -420,6 +476,14 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 		return failWith(attrDiags(ch.Addr, "plan", presp.Diagnostics, r, a.st.redact))
 	}
 
+	// What apply does must be what the plan showed: values known then
+	// stay, and an update does not turn into a replacement.
+	planned, _ := it.change.After.UnmarkDeep()
+	if !knownPartsEqual(planned, presp.Planned) || (!create && len(changedPaths(prior, presp.Planned, presp.RequiresReplace)) > 0) {
+		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: provider %q produced an inconsistent plan", ch.Addr, ch.Provider),
+			"Planned again at apply time, the change differs from the one shown in the plan, so berth did not apply it. This is a bug in the provider, or the object changed during the apply; plan again.")})
+	}
+
 	now := e.opts.Now()
 	var en inventory.Entry
 	if create {
@@ -477,8 +541,11 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())})
 	}
 	state := resp.State
-	if state == cty.NilVal {
+	if state == cty.NilVal || state.IsNull() {
 		state = presp.Planned
+	}
+	if err := e.conforms(ch.Addr.Kind, state, "new state"); err != nil {
+		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: provider %q", ch.Addr, ch.Provider), err.Error())})
 	}
 	state = e.markState(ch.Addr.Kind, state.MarkWithPaths(onlyExisting(state, pvm)))
 	done := ch
@@ -523,4 +590,60 @@ func (a *applier) outputs() {
 	if err := a.store.PutOutputs(recs); err != nil {
 		a.fail(nil, errDiag("Cannot record outputs", err.Error()))
 	}
+}
+
+// knownPartsEqual reports whether every value known in old is the same in
+// new: planning again may only fill in what was unknown.
+func knownPartsEqual(old, new cty.Value) bool {
+	if !old.IsKnown() {
+		return true
+	}
+	if !new.IsKnown() {
+		return false
+	}
+	if old.IsNull() || new.IsNull() {
+		return old.IsNull() == new.IsNull()
+	}
+	ot := old.Type()
+	switch {
+	case ot.IsObjectType():
+		if !new.Type().IsObjectType() {
+			return false
+		}
+		for name := range ot.AttributeTypes() {
+			if !new.Type().HasAttribute(name) || !knownPartsEqual(old.GetAttr(name), new.GetAttr(name)) {
+				return false
+			}
+		}
+		return true
+	case ot.IsListType() || ot.IsTupleType():
+		if old.LengthInt() != new.LengthInt() {
+			return false
+		}
+		ni := new.ElementIterator()
+		for oi := old.ElementIterator(); oi.Next(); {
+			ni.Next()
+			_, ov := oi.Element()
+			_, nv := ni.Element()
+			if !knownPartsEqual(ov, nv) {
+				return false
+			}
+		}
+		return true
+	case ot.IsMapType():
+		if !new.Type().IsMapType() && !new.Type().IsObjectType() {
+			return false
+		}
+		for it := old.ElementIterator(); it.Next(); {
+			k, ov := it.Element()
+			if !new.Type().IsMapType() || !new.HasIndex(k).True() || !knownPartsEqual(ov, new.Index(k)) {
+				return false
+			}
+		}
+		return old.LengthInt() == new.LengthInt()
+	}
+	if !old.IsWhollyKnown() {
+		return true // a set holding unknowns: nothing to compare reliably
+	}
+	return valuesEqual(old, new)
 }

@@ -170,8 +170,11 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 	byAddr := map[string][]*instanceState{}
 	for _, is := range live {
 		if is.gone {
+			// The object no longer exists: its entry goes at the next
+			// apply. A created one still tells the plan why the object is
+			// created again.
+			st.stale = append(st.stale, is.entry)
 			if is.entry.Status != inventory.Created {
-				st.stale = append(st.stale, is.entry)
 				continue
 			}
 		}
@@ -186,7 +189,7 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 		sort.SliceStable(list, func(i, j int) bool { return list[i].entry.CreatedAt.After(list[j].entry.CreatedAt) })
 	}
 
-	st.targeted = e.targetSet(cfg, graph, req.Targets)
+	st.targeted = e.targetSet(graph, req.Targets, req.Destroy)
 	for _, t := range req.Targets {
 		if _, ok := cfg.Resources[t.Resource]; ok {
 			continue
@@ -274,7 +277,7 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 				diags = append(diags, errDiag("Invalid address in the inventory", fmt.Sprintf("entry %s has address %q: %s", is.entry.Token, is.entry.Address, err)))
 				continue
 			}
-			if len(st.targeted) > 0 && !st.targeted[ia.Resource] {
+			if len(st.targeted) > 0 && !st.targeted[ia.Resource] && !(req.Destroy && dependsOnAny(is.entry.Dependencies, st.targeted)) {
 				continue
 			}
 			reason := fmt.Sprintf("%s is not in the configuration", ia.Resource)
@@ -294,6 +297,19 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 				prior: is,
 			})
 		}
+	}
+
+	// A target with an instance key leaves the other instances of its
+	// resource alone.
+	if byKey := instanceTargets(req.Targets); len(byKey) > 0 {
+		kept := st.items[:0]
+		for _, it := range st.items {
+			if keys, ok := byKey[it.change.Addr.Resource]; ok && !keys[it.change.Addr.Key] {
+				continue
+			}
+			kept = append(kept, it)
+		}
+		st.items = kept
 	}
 
 	p := &Plan{CreatedAt: e.opts.Now(), state: st}
@@ -324,34 +340,58 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 	return p, spec.Dedupe(diags)
 }
 
-// targetSet returns the resources a -target list selects, with everything
-// they depend on; nil when there are no targets.
-func (e *Engine) targetSet(cfg *spec.Config, g *spec.Graph, targets []addr.Instance) map[addr.Resource]bool {
+// targetSet returns the resources a -target list selects: with what they
+// depend on when planning changes, with what depends on them when planning
+// their destruction. It is nil when there are no targets.
+func (e *Engine) targetSet(g *spec.Graph, targets []addr.Instance, destroy bool) map[addr.Resource]bool {
 	if len(targets) == 0 {
 		return nil
 	}
+	next := g.DependsOn
+	if destroy {
+		dependents := g.Dependents()
+		next = func(n string) []string { return dependents[n] }
+	}
 	out := map[addr.Resource]bool{}
+	seen := map[string]bool{}
 	var visit func(n string)
 	visit = func(n string) {
-		ra, err := addr.ParseResource(n)
-		if err != nil || out[ra] {
-			if strings.HasPrefix(n, "local.") {
-				for _, d := range g.DependsOn(n) {
-					visit(d)
-				}
-			}
+		if seen[n] {
 			return
 		}
-		out[ra] = true
-		for _, d := range g.DependsOn(n) {
+		seen[n] = true
+		if ra, err := addr.ParseResource(n); err == nil {
+			out[ra] = true
+		}
+		for _, d := range next(n) {
 			visit(d)
 		}
 	}
 	for _, t := range targets {
 		out[t.Resource] = true
-		for _, d := range g.DependsOn(t.Resource.String()) {
-			visit(d)
+		visit(t.Resource.String())
+	}
+	return out
+}
+
+// instanceTargets returns, for resources targeted by instance (-target
+// 'container.web[0]'), the instance keys targeted. A resource targeted whole,
+// or reached as a dependency, has no entry.
+func instanceTargets(targets []addr.Instance) map[addr.Resource]map[addr.Key]bool {
+	out := map[addr.Resource]map[addr.Key]bool{}
+	whole := map[addr.Resource]bool{}
+	for _, t := range targets {
+		if t.Key == addr.NoKey {
+			whole[t.Resource] = true
+			continue
 		}
+		if out[t.Resource] == nil {
+			out[t.Resource] = map[addr.Key]bool{}
+		}
+		out[t.Resource][t.Key] = true
+	}
+	for r := range whole {
+		delete(out, r)
 	}
 	return out
 }
@@ -367,7 +407,9 @@ func (e *Engine) readAll(ctx context.Context, entries []inventory.Entry, red *re
 		out[i] = &instanceState{entry: en, id: en.ID, priv: en.Private}
 		p, ok := e.opts.Providers[en.Provider]
 		if !ok {
+			mu.Lock()
 			diags = append(diags, errDiag("Missing provider", fmt.Sprintf("%s is owned through provider %q, which is not installed. Install it into the plugin directory, or the object cannot be managed.", en.Address, en.Provider)))
+			mu.Unlock()
 			continue
 		}
 		wg.Add(1)
@@ -392,6 +434,12 @@ func (e *Engine) readAll(ctx context.Context, entries []inventory.Entry, red *re
 			if resp.State == cty.NilVal || resp.State.IsNull() {
 				is.gone = true
 				is.live = cty.NullVal(e.impliedType(is.entry.Kind))
+				return
+			}
+			if err := e.conforms(is.entry.Kind, resp.State, "live state"); err != nil {
+				mu.Lock()
+				diags = append(diags, errDiag(fmt.Sprintf("%s: cannot read", is.entry.Address), err.Error()))
+				mu.Unlock()
 				return
 			}
 			is.live = resp.State
@@ -482,9 +530,11 @@ func (e *Engine) planResource(ctx context.Context, st *planState, r *spec.Resour
 			}
 		}
 		wasOwned := len(owned[ia.String()]) > 0
+		mu.Lock()
 		for _, d := range deposed {
 			items = append(items, e.deleteItem(ia, provName, d, "an older object of this address left by an interrupted replace", true))
 		}
+		mu.Unlock()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -621,8 +671,11 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 		return nil, diags
 	}
 	plannedVal := presp.Planned
-	if plannedVal == cty.NilVal {
-		return nil, append(diags, errDiag(fmt.Sprintf("%s: provider %q returned no planned state", ia, provName), "This is a bug in the provider."))
+	if err := e.conforms(r.Addr.Kind, plannedVal, "planned state"); err != nil || plannedVal.IsNull() {
+		if err == nil {
+			err = fmt.Errorf("the provider returned a null planned state; this is a bug in the provider")
+		}
+		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("%s: provider %q cannot plan it", ia, provName), Detail: err.Error(), Subject: r.DeclRange.Ptr()})
 	}
 	after := e.markState(r.Addr.Kind, plannedVal.MarkWithPaths(onlyExisting(plannedVal, pvm)))
 	before := e.markState(r.Addr.Kind, prior)
@@ -691,7 +744,7 @@ func pathsOf(pvm []cty.PathValueMarks) []cty.Path {
 
 // applyIgnoreChanges replaces ignored attributes of cfg by their prior value.
 func applyIgnoreChanges(cfg, prior cty.Value, lc spec.Lifecycle) cty.Value {
-	if prior.IsNull() || (!lc.IgnoreAll && len(lc.IgnoreChanges) == 0) || !cfg.Type().IsObjectType() {
+	if prior.IsNull() || (!lc.IgnoreAll && len(lc.IgnoreChanges) == 0) || !cfg.Type().IsObjectType() || !prior.Type().IsObjectType() {
 		return cfg
 	}
 	attrs := map[string]cty.Value{}
@@ -811,4 +864,28 @@ func compareOutput(rec inventory.Output, oc *OutputChange) (cty.Value, bool) {
 	}
 	b, err := ctyjson.Marshal(v, v.Type())
 	return before, err == nil && string(b) == string(rec.Value)
+}
+
+// dependsOnAny reports whether any of deps (instance addresses) belongs to a
+// resource in set.
+func dependsOnAny(deps []string, set map[addr.Resource]bool) bool {
+	for _, d := range deps {
+		if ia, err := addr.Parse(d); err == nil && set[ia.Resource] {
+			return true
+		}
+	}
+	return false
+}
+
+// conforms checks that a value a provider returned has the type of its
+// kind, so that a faulty provider gives an error, not a crash.
+func (e *Engine) conforms(kind string, v cty.Value, what string) error {
+	want := e.impliedType(kind)
+	if v == cty.NilVal {
+		return fmt.Errorf("the provider returned no %s", what)
+	}
+	if errs := v.Type().TestConformance(want); len(errs) > 0 {
+		return fmt.Errorf("the provider returned a %s of the wrong type (%v); this is a bug in the provider", what, errs[0])
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package reconciler
 
 import (
 	"context"
+	"sort"
 	"sync"
 )
 
@@ -57,8 +58,10 @@ func (w *walker) run(ctx context.Context, fn func(ctx context.Context, node stri
 			start(d)
 		}
 	}
+	started := map[string]bool{}
 	start = func(n string) {
 		mu.Lock()
+		started[n] = true
 		cause, failed := failedBy[n]
 		mu.Unlock()
 		if failed {
@@ -69,16 +72,15 @@ func (w *walker) run(ctx context.Context, fn func(ctx context.Context, node stri
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var err error
 			select {
 			case sem <- struct{}{}:
-			case <-ctx.Done():
-			}
-			var err error
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			} else {
-				err = fn(ctx, n)
+				if err = ctx.Err(); err == nil {
+					err = fn(ctx, n)
+				}
 				<-sem
+			case <-ctx.Done():
+				err = ctx.Err()
 			}
 			cause := ""
 			if err != nil {
@@ -97,4 +99,16 @@ func (w *walker) run(ctx context.Context, fn func(ctx context.Context, node stri
 		start(n)
 	}
 	wg.Wait()
+	// Nodes in a cycle never become ready: report them rather than drop
+	// them silently.
+	var stuck []string
+	for n := range waiting {
+		if !started[n] {
+			stuck = append(stuck, n)
+		}
+	}
+	sort.Strings(stuck)
+	for _, n := range stuck {
+		skip(n, "")
+	}
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -644,25 +646,60 @@ func crashEntry(n, gen int) Entry {
 	}
 }
 
-// checkCrashEntry reports what is wrong with e, which the crash child wrote.
-func checkCrashEntry(e Entry) error {
+// checkCrashEntry checks that e is intact, as the crash child wrote it, and
+// returns the generation it was written in.
+func checkCrashEntry(e Entry) (int, error) {
 	var n, gen int
 	if _, err := fmt.Sscanf(e.ID, "id-%d-%d", &n, &gen); err != nil {
-		return fmt.Errorf("id %q: %w", e.ID, err)
+		return 0, fmt.Errorf("id %q: %w", e.ID, err)
 	}
 	want := crashEntry(n, gen)
 	if !e.CreatedAt.Equal(want.CreatedAt) || !e.UpdatedAt.Equal(want.UpdatedAt) {
-		return fmt.Errorf("times %v %v, want %v %v", e.CreatedAt, e.UpdatedAt, want.CreatedAt, want.UpdatedAt)
+		return 0, fmt.Errorf("times %v %v, want %v %v", e.CreatedAt, e.UpdatedAt, want.CreatedAt, want.UpdatedAt)
 	}
 	e.CreatedAt, e.UpdatedAt = want.CreatedAt, want.UpdatedAt
 	if !reflect.DeepEqual(e, want) {
-		return fmt.Errorf("content differs from what was written")
+		return 0, fmt.Errorf("content differs from what was written")
 	}
-	return nil
+	return gen, nil
 }
 
-// crashChild writes, updates and removes entries and outputs under dir until
-// it is killed.
+// crashOp is one write of the crash child.
+type crashOp struct {
+	kind byte // 'p': Put, 'r': Remove, 'o': PutOutputs
+	n    int  // entry number for 'p' and 'r'
+	gen  int
+}
+
+// crashOps yields the crash child's writes in order, forever. The sequence
+// is fixed so that the parent knows which writes the child acknowledged.
+func crashOps(yield func(crashOp) bool) {
+	for gen := 0; ; gen++ {
+		if !yield(crashOp{'p', gen % 97, gen}) {
+			return
+		}
+		if gen%7 == 3 && !yield(crashOp{'r', (gen * 13) % 97, gen}) {
+			return
+		}
+		if gen%5 == 0 && !yield(crashOp{'o', 0, gen}) {
+			return
+		}
+	}
+}
+
+func (op crashOp) do(s *Store) error {
+	switch op.kind {
+	case 'p':
+		return s.Put(crashEntry(op.n, op.gen))
+	case 'r':
+		return s.Remove(tok(op.n))
+	default:
+		return s.PutOutputs([]Output{{Name: "gen", Value: json.RawMessage(fmt.Sprint(op.gen))}})
+	}
+}
+
+// crashChild performs crashOps on the inventory under dir, writing one '.'
+// to stdout after each write returns, until it is killed.
 func crashChild(dir string) int {
 	s, err := Open(dir)
 	if err != nil {
@@ -670,27 +707,82 @@ func crashChild(dir string) int {
 		return 1
 	}
 	fmt.Println("ready")
-	for gen := 0; ; gen++ {
-		n := gen % 97
-		if err := s.Put(crashEntry(n, gen)); err != nil {
+	for op := range crashOps {
+		if err := op.do(s); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		if gen%7 == 3 {
-			if err := s.Remove(tok((gen * 13) % 97)); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
+		if _, err := os.Stdout.Write([]byte{'.'}); err != nil {
+			return 1
 		}
-		if gen%5 == 0 {
-			if err := s.PutOutputs([]Output{{Name: "gen", Value: json.RawMessage(fmt.Sprint(gen))}}); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-				return 1
-			}
-		}
+	}
+	return 1
+}
+
+// crashState is what the crash child's writes leave: the generation of
+// each entry by token, and of the outputs (-1: none).
+type crashState struct {
+	gens    map[string]int
+	outputs int
+}
+
+func (st *crashState) apply(op crashOp) {
+	switch op.kind {
+	case 'p':
+		st.gens[tok(op.n)] = op.gen
+	case 'r':
+		delete(st.gens, tok(op.n))
+	default:
+		st.outputs = op.gen
 	}
 }
 
+func (st crashState) clone() crashState {
+	return crashState{gens: maps.Clone(st.gens), outputs: st.outputs}
+}
+
+func (st crashState) equal(o crashState) bool {
+	return st.outputs == o.outputs && maps.Equal(st.gens, o.gens)
+}
+
+// readCrashState reads what the inventory under state holds, checking
+// that every entry and the outputs are intact.
+func readCrashState(state string) (crashState, error) {
+	got := crashState{gens: map[string]int{}, outputs: -1}
+	s, err := Open(state)
+	if err != nil {
+		return got, fmt.Errorf("Open: %w", err)
+	}
+	entries, err := s.Entries()
+	if err != nil {
+		return got, fmt.Errorf("Entries: %w", err)
+	}
+	for _, e := range entries {
+		gen, err := checkCrashEntry(e)
+		if err != nil {
+			return got, fmt.Errorf("entry %s: %w", e.Token, err)
+		}
+		got.gens[e.Token] = gen
+	}
+	outs, err := s.Outputs()
+	if err != nil {
+		return got, fmt.Errorf("Outputs: %w", err)
+	}
+	if outs != nil {
+		if len(outs) != 1 || outs[0].Name != "gen" {
+			return got, fmt.Errorf("outputs %+v, want one named gen", outs)
+		}
+		if err := json.Unmarshal(outs[0].Value, &got.outputs); err != nil {
+			return got, fmt.Errorf("outputs value %s: %w", outs[0].Value, err)
+		}
+	}
+	return got, nil
+}
+
+// TestCrashSafety kills a child process that writes to the inventory at
+// varied moments, again and again on the same state directory. After each
+// kill every entry must be intact, and the inventory must hold exactly the
+// writes that returned in the child, plus at most the one in flight.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
@@ -702,7 +794,8 @@ func TestCrashSafety(t *testing.T) {
 	state := t.TempDir()
 	const kills = 24
 	start := time.Now()
-	tempsSeen, maxEntries := 0, 0
+	model := crashState{gens: map[string]int{}, outputs: -1}
+	tempsSeen, maxEntries, inFlightSeen, totalAcked := 0, 0, 0, 0
 	for i := range kills {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+state)
@@ -715,67 +808,113 @@ func TestCrashSafety(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		line, err := bufio.NewReader(out).ReadString('\n')
+		r := bufio.NewReader(out)
+		line, err := r.ReadString('\n')
 		if err != nil || line != "ready\n" {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
 			t.Fatalf("child did not start: %q %v: %s", line, err, stderr.String())
 		}
+		acks := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(r) // ends when the child dies
+			acks <- b
+		}()
 		// Kill at varied moments: right away, and up to ~130 ms in.
 		time.Sleep(time.Duration(i*37%131) * time.Millisecond)
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
+		acked := <-acks
 		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("child %d ended by itself (%v) instead of by SIGKILL: %s", i, err, stderr.String())
 		}
+		if strings.Trim(string(acked), ".") != "" {
+			t.Fatalf("child %d wrote %q", i, acked)
+		}
+		totalAcked += len(acked)
+
+		// The writes that returned, and the one that may have been under
+		// way when the kill came.
+		done := model.clone()
+		var next crashOp
+		n := 0
+		for op := range crashOps {
+			if n == len(acked) {
+				next = op
+				break
+			}
+			done.apply(op)
+			n++
+		}
+		withNext := done.clone()
+		withNext.apply(next)
 
 		temps, _ := filepath.Glob(filepath.Join(state, "inventory", ".tmp-*"))
 		tempsSeen += len(temps)
-		s, err := Open(state)
+		got, err := readCrashState(state)
 		if err != nil {
-			t.Fatalf("kill %d: Open: %v", i, err)
+			t.Fatalf("kill %d: %v", i, err)
 		}
 		if left, _ := filepath.Glob(filepath.Join(state, "inventory", ".tmp-*")); len(left) != 0 {
 			t.Errorf("kill %d: Open left temporary files: %v", i, left)
 		}
-		entries, err := s.Entries()
-		if err != nil {
-			t.Fatalf("kill %d: Entries: %v", i, err)
+		switch {
+		case got.equal(done):
+		case got.equal(withNext):
+			inFlightSeen++
+		default:
+			t.Fatalf("kill %d after %d acknowledged writes (next %c %d gen %d):\n got %v\nwant %v\n  or %v", i, len(acked), next.kind, next.n, next.gen, got, done, withNext)
 		}
-		maxEntries = max(maxEntries, len(entries))
-		for _, e := range entries {
-			if err := checkCrashEntry(e); err != nil {
-				t.Errorf("kill %d: entry %s: %v", i, e.Token, err)
-			}
-		}
-		if _, err := s.Outputs(); err != nil {
-			t.Errorf("kill %d: Outputs: %v", i, err)
-		}
+		maxEntries = max(maxEntries, len(got.gens))
+		model = got
 	}
-	if maxEntries == 0 {
+	if maxEntries == 0 || totalAcked == 0 {
 		t.Error("the children never wrote an entry; the test proves nothing")
 	}
-	t.Logf("%d kills in %v; %d temporary files found after kills; up to %d entries", kills, time.Since(start).Round(time.Millisecond), tempsSeen, maxEntries)
+	t.Logf("%d kills in %v; %d writes acknowledged; %d temporary files found after kills; the write in flight was kept %d times; up to %d entries",
+		kills, time.Since(start).Round(time.Millisecond), totalAcked, tempsSeen, inFlightSeen, maxEntries)
+}
+
+// benchEntry returns an entry of a size like a real container's, with
+// private data of privateSize bytes.
+func benchEntry(i, privateSize int) Entry {
+	sum := sha256.Sum256([]byte(fmt.Sprint(i)))
+	return Entry{
+		Token:        tok(i),
+		Address:      fmt.Sprintf("container.web[%d]", i),
+		Kind:         "container",
+		Provider:     "linux",
+		ID:           fmt.Sprintf("%x", sum),
+		Status:       Created,
+		Dependencies: []string{"image.nginx", "network.front", "volume.data"},
+		Private:      bytes.Repeat(sum[:8], privateSize/8),
+		ConfigHash:   fmt.Sprintf("sha256:%x", sum),
+		Revision:     fmt.Sprintf("%x", sum[:20]),
+		CreatedAt:    at(i % 60),
+		UpdatedAt:    at(i % 60),
+	}
 }
 
 func BenchmarkEntries(b *testing.B) {
-	s := openTemp(b)
-	for i := range 1000 {
-		e := crashEntry(i%97, i)
-		e.Token = tok(i)
-		if err := s.Put(e); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for b.Loop() {
-		got, err := s.Entries()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(got) != 1000 {
-			b.Fatalf("%d entries", len(got))
-		}
+	for _, size := range []int{64, 2048} {
+		b.Run(fmt.Sprintf("1000 entries/private %d B", size), func(b *testing.B) {
+			s := openTemp(b)
+			for i := range 1000 {
+				if err := s.Put(benchEntry(i, size)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				got, err := s.Entries()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(got) != 1000 {
+					b.Fatalf("%d entries", len(got))
+				}
+			}
+		})
 	}
 }
