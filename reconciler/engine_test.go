@@ -542,3 +542,154 @@ obj "top" {
 	}
 	_ = addr.NoKey
 }
+
+func (h *harness) planReq(src string, targets []string, destroy bool) *Plan {
+	h.t.Helper()
+	cfg, diags := spec.Parse("c", []string{"c/main.hcl"}, map[string][]byte{"c/main.hcl": []byte(src)})
+	if diags.HasErrors() {
+		h.t.Fatal(diags.Error())
+	}
+	var ts []addr.Instance
+	for _, t := range targets {
+		a, err := addr.Parse(t)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		ts = append(ts, a)
+	}
+	p, diags := h.eng.Plan(context.Background(), PlanRequest{Config: cfg, Inputs: spec.Inputs{Host: spec.Host{Name: "h"}}, Targets: ts, Destroy: destroy})
+	if diags.HasErrors() {
+		h.t.Fatal(diags.Error())
+	}
+	return p
+}
+
+func TestCreateBeforeDestroyKeepsOldObjectWhenCreateFails(t *testing.T) {
+	h := newHarness(t)
+	cbd := `obj "c" {
+  name   = "c"
+  flavor = "%s"
+  lifecycle {
+    create_before_destroy = true
+  }
+}`
+	h.apply(fmt.Sprintf(cbd, "x"))
+	h.fake.failOn["c"] = "apply"
+	h.fake.takeLog()
+	res := h.apply(fmt.Sprintf(cbd, "y"))
+	if !res.Diagnostics.HasErrors() {
+		t.Fatal("want the create to fail")
+	}
+	if log := h.fake.takeLog(); idx(log, "delete c") >= 0 {
+		t.Errorf("the old object was deleted although its replacement failed: %v", log)
+	}
+	if len(h.fake.objects) != 1 {
+		t.Errorf("%d objects, want the old one", len(h.fake.objects))
+	}
+}
+
+func TestDestroyTargetFollowsDependents(t *testing.T) {
+	h := newHarness(t)
+	cfg := `
+obj "net" { name = "net" }
+obj "app" {
+  name = "app"
+  ref  = obj.net.id
+}
+obj "other" { name = "other" }`
+	h.apply(cfg)
+	if got := actions(h.planReq(cfg, []string{"obj.net"}, true)); got != "obj.app:delete obj.net:delete" {
+		t.Errorf("destroy -target obj.net: %s", got)
+	}
+	if got := actions(h.planReq(cfg, []string{"obj.app"}, true)); got != "obj.app:delete" {
+		t.Errorf("destroy -target obj.app: %s", got)
+	}
+}
+
+func TestInstanceTarget(t *testing.T) {
+	h := newHarness(t)
+	cfg := `obj "w" {
+  count = 3
+  name  = "w${count.index}"
+}`
+	if got := actions(h.planReq(cfg, []string{"obj.w[1]"}, false)); got != "obj.w[1]:create" {
+		t.Errorf("-target obj.w[1]: %s", got)
+	}
+}
+
+func TestOrphanDeletedAfterTheUpdateThatLetGoOfIt(t *testing.T) {
+	h := newHarness(t)
+	h.apply(`
+obj "net" { name = "net" }
+obj "app" {
+  name = "app"
+  ref  = obj.net.id
+}`)
+	h.fake.takeLog()
+	res := h.apply(`
+obj "app" {
+  name = "app"
+  ref  = "none"
+}`)
+	if res.Diagnostics.HasErrors() {
+		t.Fatal(res.Diagnostics.Error())
+	}
+	log := h.fake.takeLog()
+	if !(idx(log, "update app") >= 0 && idx(log, "update app") < idx(log, "delete net")) {
+		t.Errorf("want the update of app before the delete of net: %v", log)
+	}
+}
+
+func TestInterruptedApplyIsAnError(t *testing.T) {
+	h := newHarness(t)
+	p := h.plan(`obj "a" { name = "a" }`)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := h.eng.Apply(ctx, p, nil)
+	if !res.Diagnostics.HasErrors() || !strings.Contains(res.Diagnostics.Error(), "interrupted") {
+		t.Errorf("want an interruption error, got %q", res.Diagnostics.Error())
+	}
+}
+
+func TestEntriesOfObjectsDeletedByHandAreDropped(t *testing.T) {
+	h := newHarness(t)
+	cfg := `obj "a" { name = "a" }`
+	h.apply(cfg)
+	h.fake.mu.Lock()
+	h.fake.objects = map[string]cty.Value{}
+	h.fake.mu.Unlock()
+	if res := h.apply(cfg); res.Diagnostics.HasErrors() {
+		t.Fatal(res.Diagnostics.Error())
+	}
+	entries, _ := h.store.Entries()
+	if len(entries) != 1 {
+		t.Errorf("%d entries after re-creating a deleted object, want 1", len(entries))
+	}
+	h.fake.mu.Lock()
+	h.fake.objects = map[string]cty.Value{}
+	h.fake.mu.Unlock()
+	h.apply(``)
+	if entries, _ := h.store.Entries(); len(entries) != 0 {
+		t.Errorf("%d entries left for an object gone and undeclared", len(entries))
+	}
+}
+
+// wrongTypeProvider returns a state of the wrong type from Read.
+type wrongTypeProvider struct{ *fakeProvider }
+
+func (w wrongTypeProvider) Read(context.Context, providers.ReadRequest) providers.ReadResponse {
+	return providers.ReadResponse{State: cty.StringVal("not an object")}
+}
+
+func TestProviderReturningWrongTypeIsAnError(t *testing.T) {
+	h := newHarness(t)
+	h.apply(`obj "a" { name = "a" }`)
+	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": wrongTypeProvider{h.fake}}, Inventory: h.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	if _, diags := h.planErr(`obj "a" { name = "a" }`); !strings.Contains(diags, "wrong type") {
+		t.Errorf("want a wrong-type error, got %q", diags)
+	}
+}
