@@ -133,6 +133,7 @@ func (e *Engine) Apply(ctx context.Context, p *Plan, hook Hook) *ApplyResult {
 	}
 	a.deletes(ctx, last)
 	a.outputs()
+	a.res.Diagnostics = a.st.redact.diags(a.res.Diagnostics)
 	if err := ctx.Err(); err != nil {
 		a.res.Diagnostics = append(a.res.Diagnostics, errDiag("Apply interrupted",
 			fmt.Sprintf("The apply was stopped (%v) before every planned change was made. What was done is recorded; run berth apply again to finish.", err)))
@@ -458,7 +459,7 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 	if ds.HasErrors() {
 		return failWith(ds)
 	}
-	a.st.redact.addValue(cfgVal)
+	a.st.redact.addValue(e.markState(ch.Addr.Kind, cfgVal))
 	prior := cty.NullVal(kind.Block.ImpliedType())
 	var priv []byte
 	id := ""

@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"slices"
@@ -41,9 +43,10 @@ type Options struct {
 
 // Engine plans and applies configurations. Create one with New.
 type Engine struct {
-	opts     Options
-	schemas  spec.Schemas
-	provider map[string]string // kind → provider name
+	opts       Options
+	schemaHash string // identifies the providers and their schemas
+	schemas    spec.Schemas
+	provider   map[string]string // kind → provider name
 }
 
 // New asks every provider for its schema and returns an engine. Two
@@ -77,6 +80,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 			e.schemas[kind] = k
 		}
 	}
+	h := sha256.New()
+	for _, kind := range slices.Sorted(maps.Keys(e.schemas)) {
+		fmt.Fprintf(h, "%s=%s:%#v;", kind, e.provider[kind], e.schemas[kind].Block.ImpliedType())
+	}
+	e.schemaHash = hex.EncodeToString(h.Sum(nil))
 	return e, nil
 }
 
@@ -256,7 +264,7 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 		return nil
 	}, func(string, string) {})
 	if diags.HasErrors() {
-		return nil, spec.Dedupe(diags)
+		return nil, st.redact.diags(spec.Dedupe(diags))
 	}
 
 	// Orphans: owned objects whose resource is no longer declared.
@@ -336,8 +344,8 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 			p.Outputs = append(p.Outputs, oc)
 		}
 	}
-	p.Fingerprint = e.fingerprint(cfg, scope, req, invFP, live)
-	return p, spec.Dedupe(diags)
+	p.Fingerprint = e.fingerprint(cfg, scope, req, invFP, live, st.items)
+	return p, st.redact.diags(spec.Dedupe(diags))
 }
 
 // targetSet returns the resources a -target list selects: with what they
@@ -443,6 +451,7 @@ func (e *Engine) readAll(ctx context.Context, entries []inventory.Entry, red *re
 				return
 			}
 			is.live = resp.State
+			red.addValue(e.markState(is.entry.Kind, resp.State))
 			if resp.ID != "" {
 				is.id = resp.ID
 			}
@@ -547,7 +556,7 @@ func (e *Engine) planResource(ctx context.Context, st *planState, r *spec.Resour
 			cfgVal, ds := st.scope.Decode(r, &inst, spec_, false)
 			var it *planned
 			if !ds.HasErrors() {
-				st.redact.addValue(cfgVal)
+				st.redact.addValue(e.markState(r.Addr.Kind, cfgVal))
 				var pds hcl.Diagnostics
 				it, pds = e.planInstance(ctx, st, r, inst, kind, prov, provName, cfgVal, cur, wasOwned)
 				ds = append(ds, pds...)

@@ -63,6 +63,15 @@ func (r *redactor) addAll(v cty.Value) {
 	})
 }
 
+// diags redacts the summary and detail of every diagnostic.
+func (r *redactor) diags(ds hcl.Diagnostics) hcl.Diagnostics {
+	for _, d := range ds {
+		d.Summary = r.redact(d.Summary)
+		d.Detail = r.redact(d.Detail)
+	}
+	return ds
+}
+
 func (r *redactor) redact(s string) string {
 	if r == nil {
 		return s
@@ -133,7 +142,7 @@ func hashValue(v cty.Value) string {
 
 // fingerprint identifies the inputs of a plan: configuration files,
 // variable values, host, targets, inventory and live state.
-func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanRequest, invFP string, live []*instanceState) string {
+func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanRequest, invFP string, live []*instanceState, items []*planned) string {
 	h := hmac.New(sha256.New, e.opts.FingerprintKey)
 	w := func(parts ...string) {
 		for _, p := range parts {
@@ -171,5 +180,17 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 		}
 		w("live", is.entry.Token, is.id, state)
 	}
+	// The planned values themselves: what file() or templatefile() read, or
+	// what a provider computed, is covered even when no .hcl file changed.
+	changes := make([]string, 0, len(items))
+	for _, it := range items {
+		after, _ := it.change.After.UnmarkDeep()
+		changes = append(changes, fmt.Sprintf("%s|%s|%v|%s", it.change.Addr, it.change.Action, it.change.Deposed, hashValue(after)))
+	}
+	sort.Strings(changes)
+	for _, c := range changes {
+		w("change", c)
+	}
+	w("providers", e.schemaHash)
 	return hex.EncodeToString(h.Sum(nil))
 }

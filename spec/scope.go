@@ -565,3 +565,42 @@ func (s *Scope) SetResourceValue(r addr.Resource, v cty.Value) {
 	s.resources[r] = v
 	s.mu.Unlock()
 }
+
+// Redact replaces, in the summary and detail of diags, every sensitive
+// variable value with "(sensitive value)": a function's error may quote its
+// arguments.
+func (s *Scope) Redact(diags hcl.Diagnostics) hcl.Diagnostics {
+	var secrets []string
+	for _, v := range s.Variables() {
+		if !marks.IsSensitive(v) {
+			continue
+		}
+		uv, _ := v.UnmarkDeep()
+		_ = cty.Walk(uv, func(_ cty.Path, x cty.Value) (bool, error) {
+			if x.IsKnown() && !x.IsNull() && x.Type() == cty.String && len(x.AsString()) >= 3 {
+				secrets = append(secrets, x.AsString())
+			}
+			return true, nil
+		})
+	}
+	if len(secrets) == 0 {
+		return diags
+	}
+	r := strings.NewReplacer(replacerPairs(secrets)...)
+	for _, d := range diags {
+		d.Summary = r.Replace(d.Summary)
+		d.Detail = r.Replace(d.Detail)
+	}
+	return diags
+}
+
+func replacerPairs(secrets []string) []string {
+	// Longer secrets first, so that one containing another is replaced
+	// whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	out := make([]string, 0, 2*len(secrets))
+	for _, s := range secrets {
+		out = append(out, s, marks.Redacted)
+	}
+	return out
+}

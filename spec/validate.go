@@ -172,9 +172,9 @@ func (c *Config) CheckBody(r *Resource, k *providers.Kind) hcl.Diagnostics {
 // provider to change anything: kinds, references, cycles, types, required
 // and unknown attributes, variable values and validations. Values known only
 // after apply are treated as unknown.
-func Validate(cfg *Config, in Inputs, schemas Schemas) hcl.Diagnostics {
+func Validate(cfg *Config, in Inputs, schemas Schemas) (diags hcl.Diagnostics) {
 	in.Partial = true
-	diags := cfg.CheckKinds(schemas)
+	diags = cfg.CheckKinds(schemas)
 	g, ds := cfg.Graph(schemas)
 	diags = append(diags, ds...)
 	if ds.HasErrors() {
@@ -182,6 +182,7 @@ func Validate(cfg *Config, in Inputs, schemas Schemas) hcl.Diagnostics {
 	}
 	scope, ds := NewScope(cfg, in)
 	diags = append(diags, ds...)
+	defer func() { diags = scope.Redact(diags) }()
 	order, ds := g.Order()
 	diags = append(diags, ds...)
 	if ds.HasErrors() {

@@ -120,8 +120,9 @@ const writeAttempts = 5
 var errTempGone = errors.New("temporary file removed during write")
 
 // Open opens the inventory under stateDir, creating it when missing, and
-// removes temporary files that a crash left behind. Open takes no lock: a
-// temporary file that a live writer still holds is left alone.
+// removes temporary files that a crash left behind. Open takes no lock and
+// may run while another process writes: a temporary file that a live writer
+// may still be using is left alone.
 func Open(stateDir string) (*Store, error) {
 	dir := filepath.Join(stateDir, "inventory")
 	if err := mkdirDurable(dir); err != nil {
@@ -131,9 +132,10 @@ func Open(stateDir string) (*Store, error) {
 	if err != nil {
 		return nil, openError(dir, err)
 	}
+	now := time.Now()
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), tmpPrefix) {
-			removeAbandoned(filepath.Join(dir, e.Name()))
+			removeAbandoned(filepath.Join(dir, e.Name()), now)
 		}
 	}
 	return &Store{dir: dir}, nil
@@ -179,9 +181,16 @@ func mkdirDurable(dir string) error {
 	return nil
 }
 
-// removeAbandoned removes the temporary file p unless a live writer holds
-// its lock. Errors are ignored: a temporary file left behind is harmless.
-func removeAbandoned(p string) {
+// freshEmptyTemp is how long an empty temporary file is presumed to belong
+// to a writer that has created it but not yet locked it.
+const freshEmptyTemp = 10 * time.Minute
+
+// removeAbandoned removes the temporary file p unless a live writer may be
+// using it. A writer locks its file before it writes to it, so a file that
+// is unlocked and not empty is abandoned; an unlocked empty file is only
+// presumed abandoned once it is old, for its writer may be about to lock it.
+// Errors are ignored: a temporary file left behind is harmless.
+func removeAbandoned(p string, now time.Time) {
 	f, err := os.Open(p)
 	if err != nil {
 		return
@@ -190,7 +199,14 @@ func removeAbandoned(p string) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		return // a writer is at work, or flock is unsupported: keep it
 	}
-	_ = os.Remove(p)
+	held, err := f.Stat()
+	if err != nil || held.Size() == 0 && now.Sub(held.ModTime()) < freshEmptyTemp {
+		return
+	}
+	// Remove the file only if the name still refers to the file checked.
+	if named, err := os.Lstat(p); err == nil && os.SameFile(held, named) {
+		_ = os.Remove(p)
+	}
 }
 
 // Dir returns the inventory's directory.
@@ -223,8 +239,9 @@ func (s *Store) writeOnce(name string, data []byte) error {
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	// An Open between CreateTemp and Flock may remove the file; the rename
-	// below then fails and the write starts over.
+	// Between CreateTemp and Flock the file is empty, which keeps a
+	// concurrent Open from removing it; should one remove it all the same,
+	// the rename below fails and the write starts over.
 	if err := unix.Flock(int(tmp.Fd()), unix.LOCK_EX); err != nil {
 		return err
 	}
@@ -322,23 +339,30 @@ func (s *Store) Entries() ([]Entry, error) {
 			names = append(names, de.Name())
 		}
 	}
+	// Open the directory once and the files relative to it: reading a
+	// thousand small files is then a few system calls each.
+	dirFD, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: open %s: %w", s.dir, err)
+	}
+	defer unix.Close(dirFD)
 	entries := make([]Entry, len(names))
 	found := make([]bool, len(names))
 	errs := make([]error, len(names))
-	read := func(i int) { found[i], errs[i] = s.readEntry(names[i], &entries[i]) }
-	if workers := min(runtime.GOMAXPROCS(0), maxReaders, len(names)/minPerReader); workers <= 1 {
-		for i := range names {
-			read(i)
+	readFrom := func(next func() int) {
+		var buf []byte
+		for i := next(); i < len(names); i = next() {
+			found[i], errs[i] = s.readEntry(dirFD, names[i], &buf, &entries[i])
 		}
+	}
+	var next atomic.Int64
+	take := func() int { return int(next.Add(1)) - 1 }
+	if workers := min(runtime.GOMAXPROCS(0), maxReaders, len(names)/minPerReader); workers <= 1 {
+		readFrom(take)
 	} else {
-		var next atomic.Int64
 		var wg sync.WaitGroup
 		for range workers {
-			wg.Go(func() {
-				for i := int(next.Add(1)) - 1; i < len(names); i = int(next.Add(1)) - 1 {
-					read(i)
-				}
-			})
+			wg.Go(func() { readFrom(take) })
 		}
 		wg.Wait()
 	}
@@ -361,11 +385,12 @@ func (s *Store) Entries() ([]Entry, error) {
 	return out, nil
 }
 
-// readEntry reads the entry file name into e. It reports false when the
-// file was removed after the directory was listed.
-func (s *Store) readEntry(name string, e *Entry) (bool, error) {
+// readEntry reads the entry file name in the directory dirFD into e, using
+// buf for its content. It reports false when the file was removed after the
+// directory was listed.
+func (s *Store) readEntry(dirFD int, name string, buf *[]byte, e *Entry) (bool, error) {
 	p := filepath.Join(s.dir, name)
-	b, err := os.ReadFile(p)
+	b, err := readFileAt(dirFD, name, buf)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
@@ -383,6 +408,38 @@ func (s *Store) readEntry(name string, e *Entry) (bool, error) {
 		return false, fmt.Errorf("inventory entry %s is damaged (%w); restore it from a backup, or remove it and adopt the object again with berth import", p, err)
 	}
 	return true, nil
+}
+
+// readFileAt returns the content of the file name in the directory dirFD,
+// read into *buf, which it grows as needed.
+func readFileAt(dirFD int, name string, buf *[]byte) ([]byte, error) {
+	fd, err := unix.Openat(dirFD, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	if *buf == nil {
+		*buf = make([]byte, 16<<10)
+	}
+	b := *buf
+	n := 0
+	for {
+		if n == len(b) {
+			b = slices.Grow(b[:n], len(b))[:2*len(b)]
+			*buf = b
+		}
+		m, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m == 0 {
+			return b[:n], nil
+		}
+		n += m
+	}
 }
 
 // Fingerprint returns a hash of every entry's content; any Put or Remove
