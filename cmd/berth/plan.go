@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -11,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/berthhq/berth/reconciler"
-	"github.com/berthhq/berth/reconciler/lock"
 	"github.com/berthhq/berth/reconciler/planfile"
 	"github.com/berthhq/berth/reconciler/view"
 	"github.com/berthhq/berth/spec"
@@ -41,11 +39,6 @@ func (p *planFlags) targetAddrs() ([]addr.Instance, error) {
 }
 
 func lockError(env *cliEnv, err error) int {
-	var held *lock.HeldError
-	if errors.As(err, &held) {
-		fmt.Fprintf(env.stderr, "Error: %s\n", err)
-		return 1
-	}
 	fmt.Fprintf(env.stderr, "Error: %s\n", err)
 	return 1
 }
@@ -97,10 +90,20 @@ func cmdPlan(ctx context.Context, env *cliEnv, args []string) int {
 			fmt.Fprintf(env.stdout, "\nSaved the plan to %s. Apply exactly this plan with:\n    berth apply %s\n", pf.out, pf.out)
 		}
 	}
-	if pf.detailedExitCode && p.HasChanges() {
+	if pf.detailedExitCode && (p.HasChanges() || outputsChange(p)) {
 		return 2
 	}
 	return 0
+}
+
+// outputsChange reports whether applying p would change an output.
+func outputsChange(p *reconciler.Plan) bool {
+	for _, o := range p.Outputs {
+		if !o.Unchanged {
+			return true
+		}
+	}
+	return false
 }
 
 // plan loads the configuration in dir and plans it. code is non-zero when
@@ -215,10 +218,14 @@ func applyCommand(ctx context.Context, env *cliEnv, args []string, destroy bool)
 		return 1
 	}
 	var saved *planfile.File
-	if !destroy && len(pos) == 1 && planfile.IsPlanFile(pos[0]) {
+	if st, statErr := os.Stat(dir); !destroy && len(pos) == 1 && statErr == nil && st.Mode().IsRegular() {
 		saved, err = planfile.Read(pos[0])
 		if err != nil {
-			fmt.Fprintf(env.stderr, "Error: %s\n", err)
+			fmt.Fprintf(env.stderr, "Error: %s\n\nberth apply takes a configuration directory or a plan saved with berth plan -out.\n", err)
+			return 1
+		}
+		if len(pf.targets) > 0 {
+			fmt.Fprintln(env.stderr, "Error: -target cannot be used with a saved plan: the targets were fixed when it was made. Plan again with -target and -out.")
 			return 1
 		}
 		dir = saved.Dir
@@ -265,6 +272,10 @@ func applyCommand(ctx context.Context, env *cliEnv, args []string, destroy bool)
 			fmt.Fprintf(env.stderr, "Error: %s\n", err)
 			return 1
 		}
+	}
+	if pf.json && saved == nil && !pf.autoApprove {
+		fmt.Fprintf(env.stderr, "Error: -json needs -auto-approve\n\nberth cannot ask for confirmation in the middle of a JSON stream. Add -auto-approve, or apply a saved plan.\n")
+		return 1
 	}
 	if saved == nil && p.HasChanges() && !pf.autoApprove {
 		if code := confirm(env, destroy); code != 0 {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,6 +63,7 @@ func TestScripts(t *testing.T) {
 			"drift":    cmdDrift,
 			"grepdir":  cmdGrepdir,
 			"waitlock": cmdWaitlock,
+			"exitcode": cmdExitcode,
 		},
 	})
 }
@@ -161,4 +164,26 @@ func cmdWaitlock(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.Fatalf("no berth process took the lock within 20s")
+}
+
+// exitcode N CMD ARGS... runs a command and checks its exit code exactly;
+// its output can be checked afterwards like that of exec.
+func cmdExitcode(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) < 2 || neg {
+		ts.Fatalf("usage: exitcode N COMMAND [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	err = ts.Exec(args[1], args[2:]...)
+	code := 0
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		ts.Fatalf("%s: %v", args[1], err)
+	}
+	if code != want {
+		ts.Fatalf("%s exited %d, want %d", args[1], code, want)
+	}
 }
