@@ -314,6 +314,10 @@ func (a *applier) deleteOne(ctx context.Context, it *planned) error {
 	})
 	cancel()
 	if resp.Diagnostics.HasErrors() {
+		// The provider answered: the object is still there, as it was.
+		if is.entry.Status != inventory.Deleting {
+			_ = a.store.Put(is.entry)
+		}
 		ds := providerDiags(ch.Addr.String(), "delete", resp.Diagnostics, a.st.redact)
 		a.hook.PostApply(&ch, time.Since(start), fmt.Errorf("%s", a.st.redact.redact(resp.Diagnostics.Err().Error())))
 		a.fail(&ch.Addr, ds...)
@@ -446,7 +450,7 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 	start := time.Now()
 	a.hook.PreApply(&ch)
 	failWith := func(ds hcl.Diagnostics) (cty.Value, error) {
-		msg := ds.Error()
+		msg := errorText(ch.Addr, ds)
 		a.hook.PostApply(&ch, time.Since(start), fmt.Errorf("%s", msg))
 		a.fail(&ch.Addr, ds...)
 		return cty.NilVal, fmt.Errorf("%s", msg)
@@ -564,9 +568,12 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 
 // outputs evaluates the outputs with the applied values and records them.
 func (a *applier) outputs() {
-	if a.st.req.Destroy {
+	if a.st.req.Destroy && len(a.st.req.Targets) == 0 {
 		_ = a.store.PutOutputs(nil)
 		return
+	}
+	if len(a.st.req.Targets) > 0 {
+		return // a targeted apply leaves the recorded outputs as they were
 	}
 	var recs []inventory.Output
 	for _, name := range slices.Sorted(maps.Keys(a.st.outputs)) {
@@ -647,4 +654,21 @@ func knownPartsEqual(old, new cty.Value) bool {
 		return true // a set holding unknowns: nothing to compare reliably
 	}
 	return valuesEqual(old, new)
+}
+
+// errorText is the message of the errors in ds for a progress line that
+// already names the instance.
+func errorText(ia addr.Instance, ds hcl.Diagnostics) string {
+	var parts []string
+	for _, d := range ds {
+		if d.Severity != hcl.DiagError {
+			continue
+		}
+		m := strings.TrimPrefix(d.Summary, ia.String()+": ")
+		if d.Detail != "" {
+			m += ": " + d.Detail
+		}
+		parts = append(parts, m)
+	}
+	return strings.Join(parts, "; ")
 }

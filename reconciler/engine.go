@@ -186,11 +186,9 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 				continue
 			}
 		}
-		if is.entry.Status == inventory.Deleting && !is.gone {
-			// An interrupted delete: finish it, whatever the config says.
-			byAddr["\x00deposed"] = append(byAddr["\x00deposed"], is)
-			continue
-		}
+		// An object whose delete was interrupted is planned afresh like
+		// any other: deleted when the configuration no longer wants it,
+		// replaced or kept when it does.
 		byAddr[is.entry.Address] = append(byAddr[is.entry.Address], is)
 	}
 	for _, list := range byAddr {
@@ -289,9 +287,6 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 				continue
 			}
 			reason := fmt.Sprintf("%s is not in the configuration", ia.Resource)
-			if a == "\x00deposed" {
-				reason = "finishing a delete that was interrupted"
-			}
 			st.items = append(st.items, &planned{
 				change: &Change{
 					Addr:     ia,
@@ -300,7 +295,6 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 					Reason:   reason,
 					Before:   e.markState(ia.Kind, is.live),
 					After:    cty.NullVal(is.live.Type()),
-					Deposed:  a == "\x00deposed",
 				},
 				prior: is,
 			})
@@ -326,7 +320,9 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 	}
 	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Addr.Less(p.Changes[j].Addr) })
 
-	if !req.Destroy {
+	// A targeted plan leaves outputs alone: they may refer to what is not
+	// targeted.
+	if !req.Destroy && len(req.Targets) == 0 {
 		prev := map[string]inventory.Output{}
 		if outs, err := e.opts.Inventory.Outputs(); err == nil {
 			for _, o := range outs {

@@ -693,3 +693,38 @@ func TestProviderReturningWrongTypeIsAnError(t *testing.T) {
 		t.Errorf("want a wrong-type error, got %q", diags)
 	}
 }
+
+func TestFailedDeleteKeepsTheObjectManaged(t *testing.T) {
+	h := newHarness(t)
+	cfg := `obj "b" { name = "b" }`
+	h.apply(cfg)
+	h.fake.failOn["b"] = "delete"
+	if res := h.eng.Apply(context.Background(), h.planReq(cfg, nil, true), nil); !res.Diagnostics.HasErrors() {
+		t.Fatal("want the delete to fail")
+	}
+	delete(h.fake.failOn, "b")
+	// Still declared: nothing to do, no replacement.
+	if p := h.plan(cfg); p.HasChanges() {
+		t.Errorf("after a failed delete, plan shows %s", actions(p))
+	}
+}
+
+func TestTargetedPlanIgnoresOutputsOfOtherResources(t *testing.T) {
+	h := newHarness(t)
+	cfg := `
+obj "a" { name = "a" }
+obj "c" {
+  count = 3
+  name  = "c${count.index}"
+}
+output "o" {
+  value = obj.c[2].id
+}`
+	p := h.planReq(cfg, []string{"obj.a"}, false)
+	if got := actions(p); got != "obj.a:create" {
+		t.Errorf("targeted plan: %s", got)
+	}
+	if len(p.Outputs) != 0 {
+		t.Errorf("a targeted plan must leave outputs alone, got %d", len(p.Outputs))
+	}
+}

@@ -74,13 +74,18 @@ func cmdImport(ctx context.Context, env *cliEnv, args []string) int {
 		return lockError(env, err)
 	}
 	defer s.close()
-	cfg, _, diags := s.loadConfig(dir)
+	cfg, in, diags := s.loadConfig(dir)
 	if diags.HasErrors() {
 		s.diags(diags)
 		return 1
 	}
-	if _, ok := cfg.Resources[a.Resource]; !ok {
+	res, ok := cfg.Resources[a.Resource]
+	if !ok {
 		fmt.Fprintf(env.stderr, "Error: %s is not declared in %s\n\nDeclare it first (%s %q { ... }), so that the next apply keeps the imported object instead of deleting it.\n", a.Resource, dir, a.Kind, a.Name)
+		return 1
+	}
+	if msg := checkInstance(cfg, in, s.engine.Schemas(), res, a); msg != "" {
+		fmt.Fprintf(env.stderr, "Error: %s\n\nImport under an address the configuration produces, so that the next apply keeps the object instead of deleting it.\n", msg)
 		return 1
 	}
 	kind, ok := s.engine.Schemas()[a.Kind]
@@ -287,4 +292,41 @@ func writeDiff(env *cliEnv, name, a, b string) {
 			i++
 		}
 	}
+}
+
+// checkInstance returns why the configuration does not produce instance a
+// of res, or "" when it does.
+func checkInstance(cfg *spec.Config, in spec.Inputs, schemas spec.Schemas, res *spec.Resource, a addr.Instance) string {
+	scope, diags := spec.NewScope(cfg, in)
+	if diags.HasErrors() {
+		return diags.Error()
+	}
+	g, diags := cfg.Graph(schemas)
+	if diags.HasErrors() {
+		return diags.Error()
+	}
+	order, _ := g.Order()
+	for _, n := range order {
+		if name, ok := strings.CutPrefix(n, "local."); ok {
+			scope.EvalLocal(name, true)
+		}
+	}
+	insts, known, diags := scope.Expand(res, true)
+	if diags.HasErrors() {
+		return diags.Error()
+	}
+	if !known {
+		return fmt.Sprintf("the instances of %s depend on values known only after apply", res.Addr)
+	}
+	var keys []string
+	for _, inst := range insts {
+		if inst.Key == a.Key {
+			return ""
+		}
+		keys = append(keys, res.Addr.Instance(inst.Key).String())
+	}
+	if len(keys) == 0 {
+		return fmt.Sprintf("the configuration declares no instance of %s (count or for_each is empty)", res.Addr)
+	}
+	return fmt.Sprintf("the configuration does not declare %s; it declares %s", a, strings.Join(keys, ", "))
 }

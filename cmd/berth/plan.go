@@ -298,7 +298,11 @@ func applyCommand(ctx context.Context, env *cliEnv, args []string, destroy bool)
 	res := s.engine.Apply(ctx, p, hook)
 	s.diags(res.Diagnostics)
 	if jsonHook != nil {
-		jsonHook.Summary(res.Added, res.Changed, res.Destroyed)
+		failed := len(res.Failed)
+		if failed == 0 && res.Diagnostics.HasErrors() {
+			failed = 1 // an error not tied to one instance
+		}
+		jsonHook.SummaryFailed(res.Added, res.Changed, res.Destroyed, failed, len(res.Skipped))
 	} else {
 		if res.Diagnostics.HasErrors() {
 			fmt.Fprintf(env.stdout, "\nApply failed: %d failed, %d skipped. Resources: %d added, %d changed, %d destroyed.\n", len(res.Failed), len(res.Skipped), res.Added, res.Changed, res.Destroyed)

@@ -246,8 +246,10 @@ func jsonValue(v cty.Value) (json.RawMessage, bool) {
 	sens := false
 	clean, err := cty.Transform(v, func(_ cty.Path, x cty.Value) (cty.Value, error) {
 		if x.HasMark(marks.Sensitive) {
-			sens = true
 			x, _ = x.UnmarkDeep()
+			if !x.IsNull() {
+				sens = true
+			}
 			return cty.NullVal(x.Type()), nil
 		}
 		return x, nil

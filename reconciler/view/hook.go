@@ -327,10 +327,22 @@ func (h *JSONHook) Skipped(c *reconciler.Change, cause addr.Instance) {
 // Summary writes a change_summary message with the numbers of a finished
 // apply, the JSON counterpart of ApplySummary.
 func (h *JSONHook) Summary(added, changed, destroyed int) {
-	h.emit(jsonMessage{
+	h.SummaryFailed(added, changed, destroyed, 0, 0)
+}
+
+// SummaryFailed writes the closing "change_summary" line of an apply in
+// which failed instances failed and skipped ones were not attempted; with
+// none of either it is the same as Summary.
+func (h *JSONHook) SummaryFailed(added, changed, destroyed, failed, skipped int) {
+	msg := jsonMessage{
 		Level:   "info",
 		Message: fmt.Sprintf("Apply complete! Resources: %d added, %d changed, %d destroyed.", added, changed, destroyed),
 		Type:    "change_summary",
-		Changes: &jsonSummary{Add: added, Change: changed, Destroy: destroyed},
-	})
+		Changes: &jsonSummary{Add: added, Change: changed, Destroy: destroyed, Failed: failed, Skipped: skipped},
+	}
+	if failed > 0 || skipped > 0 {
+		msg.Level = "error"
+		msg.Message = fmt.Sprintf("Apply failed: %d failed, %d skipped. Resources: %d added, %d changed, %d destroyed.", failed, skipped, added, changed, destroyed)
+	}
+	h.emit(msg)
 }

@@ -56,6 +56,8 @@ type jsonSummary struct {
 	Add     int `json:"add"`
 	Change  int `json:"change"`
 	Destroy int `json:"destroy"`
+	Failed  int `json:"failed,omitempty"`
+	Skipped int `json:"skipped,omitempty"`
 }
 
 // WritePlanJSON writes p as one JSON document followed by a newline, in the
