@@ -6,10 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -180,7 +181,7 @@ type session struct {
 	env      *cliEnv
 	opts     *options
 	stateDir string
-	clients  []*plugin.Client
+	clients  []*plugin.Restarting
 	provs    map[string]providers.Provider
 	engine   *reconciler.Engine
 	store    *inventory.Store
@@ -237,41 +238,47 @@ func openSession(ctx context.Context, env *cliEnv, o *options, command string, w
 func (s *session) startProviders(ctx context.Context) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
 	env := []string{"BERTH_STATE_DIR=" + s.stateDir}
-	for _, name := range builtinProviders() {
-		cmd := exec.Command(s.env.self, providerSubcommand, name)
-		// The child sees itself as "berth" whatever the file is called.
-		cmd.Args[0] = "berth"
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		c, err := plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
+	launch := func(name string, command func() *exec.Cmd) error {
+		// A provider that crashed or hung is started again for the next
+		// call, a few times at most, so that independent objects still get
+		// managed.
+		c, err := plugin.NewRestarting(ctx, name, 3, func(ctx context.Context) (*plugin.Client, error) {
+			cmd := command()
+			// A provider must not outlive berth, even when berth is killed.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			return plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
+		})
 		if err != nil {
-			return nil, fmt.Errorf("start built-in provider %q: %w", name, err)
+			return err
 		}
 		s.clients = append(s.clients, c)
 		out[name] = c
+		return nil
+	}
+	for _, name := range builtinProviders() {
+		err := launch(name, func() *exec.Cmd {
+			cmd := exec.Command(s.env.self, providerSubcommand, name)
+			// The child sees itself as "berth" whatever the file is called.
+			cmd.Args[0] = "berth"
+			return cmd
+		})
+		if err != nil {
+			return nil, fmt.Errorf("start built-in provider %q: %w", name, err)
+		}
 	}
 	dirs := append([]string{filepath.Join(s.stateDir, "plugins")}, s.opts.pluginDirs...)
 	found, err := plugin.Discover(dirs...)
 	if err != nil {
 		return nil, err
 	}
-	names := make([]string, 0, len(found))
-	for n := range found {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(found)) {
 		if _, dup := out[name]; dup {
 			return nil, fmt.Errorf("plugin %s has the name of a built-in provider; rename or remove it", found[name])
 		}
-		cmd := exec.Command(found[name])
-		// A provider must not outlive berth, even when berth is killed.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		c, err := plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
-		if err != nil {
-			return nil, fmt.Errorf("start provider %q (%s): %w", name, found[name], err)
+		path := found[name]
+		if err := launch(name, func() *exec.Cmd { return exec.Command(path) }); err != nil {
+			return nil, fmt.Errorf("start provider %q (%s): %w", name, path, err)
 		}
-		s.clients = append(s.clients, c)
-		out[name] = c
 	}
 	return out, nil
 }
