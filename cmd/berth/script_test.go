@@ -54,6 +54,14 @@ func TestScripts(t *testing.T) {
 			if err := os.Symlink(exe, filepath.Join(state, "plugins", "berth-provider-test")); err != nil {
 				return err
 			}
+			// A second copy of the test provider, for -plugin-dir.
+			alt := filepath.Join(env.WorkDir, "altplugins")
+			if err := os.MkdirAll(alt, 0o755); err != nil {
+				return err
+			}
+			if err := os.Symlink(exe, filepath.Join(alt, "berth-provider-test")); err != nil {
+				return err
+			}
 			env.Setenv("BERTH_STATE_DIR", state)
 			env.Setenv("NO_COLOR", "1")
 			return nil
