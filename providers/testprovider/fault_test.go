@@ -194,16 +194,16 @@ func TestFaults(t *testing.T) {
 }
 
 func TestDelay(t *testing.T) {
-	p := New(t.TempDir(), WithDelay(80*time.Millisecond))
+	p := New(t.TempDir(), WithDelay(1500*time.Millisecond))
 	start := time.Now()
 	p.Read(ctx, providers.ReadRequest{Kind: "thing", ID: "thing-x"})
-	if d := time.Since(start); d < 80*time.Millisecond {
+	if d := time.Since(start); d < 1500*time.Millisecond {
 		t.Errorf("read took %v, want at least the delay", d)
 	}
 	// Plan does not sleep.
 	start = time.Now()
 	p.Plan(ctx, providers.PlanRequest{Kind: "thing", Prior: cty.NullVal(thingKind().ty), Config: decode(t, p, "thing", "")})
-	if d := time.Since(start); d >= 80*time.Millisecond {
+	if d := time.Since(start); d >= 1500*time.Millisecond {
 		t.Errorf("plan took %v, want no delay", d)
 	}
 	// A cancelled context cuts the delay short.
@@ -211,7 +211,7 @@ func TestDelay(t *testing.T) {
 	defer cancel()
 	start = time.Now()
 	dr := p.Delete(cctx, providers.DeleteRequest{Kind: "thing", ID: "thing-x"})
-	if d := time.Since(start); d >= 80*time.Millisecond || !dr.Diagnostics.HasErrors() {
+	if d := time.Since(start); d >= 1500*time.Millisecond || !dr.Diagnostics.HasErrors() {
 		t.Errorf("cancelled delete took %v: %v", d, dr.Diagnostics)
 	}
 }

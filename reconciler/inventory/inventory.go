@@ -83,9 +83,13 @@ type Output struct {
 	Sensitive bool            `json:"sensitive,omitempty"`
 }
 
-// Store is the inventory of one state directory.
+// Store is the inventory of one state directory. It is safe for concurrent
+// use.
 type Store struct {
 	dir string
+	// named is set once the file system is found not to support unnamed
+	// temporary files (O_TMPFILE); writes then create named ones.
+	named atomic.Bool
 }
 
 // NewToken returns a new random token of 128 bits in hex.
@@ -97,6 +101,8 @@ func NewToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// validToken reports whether t is 16 to 128 lowercase hex digits, which can
+// never make a file name leave the inventory's directory.
 func validToken(t string) bool {
 	if len(t) < 16 || len(t) > 128 {
 		return false
@@ -223,9 +229,67 @@ func (s *Store) writeFile(name string, data []byte) error {
 	}
 }
 
-// writeOnce writes data to a temporary file, which it holds an flock on so
-// that a concurrent Open leaves it alone, then renames it to name.
+// errNoTmpfile reports that the file system cannot make unnamed files.
+var errNoTmpfile = errors.New("unnamed temporary files not supported")
+
+// writeOnce writes data to name through a temporary file.
 func (s *Store) writeOnce(name string, data []byte) error {
+	if !s.named.Load() {
+		err := s.writeUnnamed(name, data)
+		if !errors.Is(err, errNoTmpfile) {
+			return err
+		}
+		s.named.Store(true)
+	}
+	return s.writeNamed(name, data)
+}
+
+// writeUnnamed writes data to an unnamed file (O_TMPFILE), locks and syncs
+// it, and only then links it under a temporary name, which it renames to
+// name. A crash before the link leaves nothing behind; a temporary file is
+// never seen empty or unlocked while its writer lives.
+func (s *Store) writeUnnamed(name string, data []byte) error {
+	fd, err := unix.Open(s.dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EISDIR) || errors.Is(err, unix.EINVAL) {
+		return errNoTmpfile
+	}
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), filepath.Join(s.dir, "(unnamed)"))
+	// The data is synced before the link, so a failing close loses
+	// nothing; closing releases the flock.
+	defer f.Close()
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, tmpPrefix+NewToken())
+	err = unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", fd), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		if _, statErr := os.Stat("/proc/self/fd"); statErr != nil {
+			return errNoTmpfile // no /proc to name the file by
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return syncDir(s.dir)
+}
+
+// writeNamed writes data to a new named temporary file, which it holds an
+// flock on so that a concurrent Open leaves it alone, then renames it to
+// name.
+func (s *Store) writeNamed(name string, data []byte) error {
 	tmp, err := os.CreateTemp(s.dir, tmpPrefix)
 	if err != nil {
 		return err
@@ -328,24 +392,25 @@ const (
 // token. It needs no lock: entries written while it reads are seen either
 // in their old or in their new version.
 func (s *Store) Entries() ([]Entry, error) {
-	des, err := os.ReadDir(s.dir)
+	// The files are opened relative to the directory, which keeps reading
+	// a thousand small files to a few system calls each.
+	d, err := os.Open(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
+	defer d.Close()
+	all, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	dirFD := int(d.Fd())
 	var names []string
-	for _, de := range des {
-		tok, ok := strings.CutSuffix(de.Name(), ".json")
+	for _, name := range all {
+		tok, ok := strings.CutSuffix(name, ".json")
 		if ok && validToken(tok) {
-			names = append(names, de.Name())
+			names = append(names, name)
 		}
 	}
-	// Open the directory once and the files relative to it: reading a
-	// thousand small files is then a few system calls each.
-	dirFD, err := unix.Open(s.dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("inventory: open %s: %w", s.dir, err)
-	}
-	defer unix.Close(dirFD)
 	entries := make([]Entry, len(names))
 	found := make([]bool, len(names))
 	errs := make([]error, len(names))
@@ -389,13 +454,12 @@ func (s *Store) Entries() ([]Entry, error) {
 // buf for its content. It reports false when the file was removed after the
 // directory was listed.
 func (s *Store) readEntry(dirFD int, name string, buf *[]byte, e *Entry) (bool, error) {
-	p := filepath.Join(s.dir, name)
 	b, err := readFileAt(dirFD, name, buf)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("inventory: cannot read %s: %w", p, err)
+		return false, fmt.Errorf("inventory: cannot read %s: %w", filepath.Join(s.dir, name), err)
 	}
 	err = json.Unmarshal(b, e)
 	if err == nil && e.Token != strings.TrimSuffix(name, ".json") {
@@ -405,7 +469,7 @@ func (s *Store) readEntry(dirFD int, name string, buf *[]byte, e *Entry) (bool, 
 		err = e.check()
 	}
 	if err != nil {
-		return false, fmt.Errorf("inventory entry %s is damaged (%w); restore it from a backup, or remove it and adopt the object again with berth import", p, err)
+		return false, fmt.Errorf("inventory entry %s is damaged (%w); restore it from a backup, or remove it and adopt the object again with berth import", filepath.Join(s.dir, name), err)
 	}
 	return true, nil
 }

@@ -17,11 +17,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // crashChildEnv, when set to a state directory, turns the test binary into
 // a child that writes to the inventory there until it is killed.
 const crashChildEnv = "BERTH_INVENTORY_TEST_CRASH_CHILD"
+
+// crashNamedEnv, when set, makes the crash child write through named
+// temporary files.
+const crashNamedEnv = "BERTH_INVENTORY_TEST_CRASH_NAMED"
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
@@ -431,6 +437,7 @@ func TestPutRejectsIncompleteEntry(t *testing.T) {
 	}{
 		{"no address", Entry{Token: tok(1), Status: Created}},
 		{"no status", Entry{Token: tok(1), Address: "obj.a"}},
+		{"unknown status", Entry{Token: tok(1), Address: "obj.a", Status: "gone"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -460,49 +467,70 @@ func TestNewToken(t *testing.T) {
 }
 
 func TestTempFilesFromCrash(t *testing.T) {
-	state := t.TempDir()
-	s, err := Open(state)
-	if err != nil {
-		t.Fatal(err)
+	old := time.Now().Add(-time.Hour)
+	tests := []struct {
+		name    string
+		file    string
+		content string
+		mtime   time.Time // zero: now
+		locked  bool      // a live writer holds its flock
+		removed bool
+	}{
+		{"torn", ".tmp-123456", `{"token": "000000000`, time.Time{}, false, true},
+		{"complete", ".tmp-" + tok(7), `{"token":"` + tok(7) + `","address":"obj.b","status":"created"}`, time.Time{}, false, true},
+		{"looks like an entry", ".tmp-987.json", `{"token":"x","address":"obj.b"}`, time.Time{}, false, true},
+		{"empty and old", ".tmp-", "", old, false, true},
+		{"empty and new: its writer may be about to lock it", ".tmp-555", "", time.Time{}, false, false},
+		{"locked by a live writer", ".tmp-666", `{"tok`, old, true, false},
+		{"not a temporary file", "README", "x", old, false, false},
 	}
-	if err := s.Put(Entry{Token: tok(1), Address: "obj.a", Status: Created}); err != nil {
-		t.Fatal(err)
-	}
-	leftovers := map[string]string{
-		".tmp-123456":   `{"token": "000000000`,            // torn
-		".tmp-":         "",                                // empty
-		".tmp-987.json": `{"token":"x","address":"obj.b"}`, // looks like an entry
-	}
-	for name, content := range leftovers {
-		if err := os.WriteFile(filepath.Join(s.Dir(), name), []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Other files are no business of the inventory: they stay.
-	other := filepath.Join(s.Dir(), "README")
-	if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Entries()
-	if err != nil {
-		t.Fatalf("Entries with temporary files present: %v", err)
-	}
-	if len(got) != 1 || got[0].Token != tok(1) {
-		t.Errorf("Entries = %+v, want only obj.a", got)
-	}
-	if _, err := Open(state); err != nil {
-		t.Fatal(err)
-	}
-	for name := range leftovers {
-		if _, err := os.Stat(filepath.Join(s.Dir(), name)); !os.IsNotExist(err) {
-			t.Errorf("Open left %s behind (stat: %v)", name, err)
-		}
-	}
-	if _, err := os.Stat(other); err != nil {
-		t.Errorf("Open removed a file that is not its own: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(s.Dir(), tok(1)+".json")); err != nil {
-		t.Errorf("Open removed an entry: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			state := t.TempDir()
+			s, err := Open(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(Entry{Token: tok(1), Address: "obj.a", Status: Created}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(s.Dir(), tt.file)
+			if err := os.WriteFile(p, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if !tt.mtime.IsZero() {
+				if err := os.Chtimes(p, tt.mtime, tt.mtime); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.locked {
+				f, err := os.Open(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.Entries()
+			if err != nil {
+				t.Fatalf("Entries with %s present: %v", tt.file, err)
+			}
+			if len(got) != 1 || got[0].Token != tok(1) {
+				t.Errorf("Entries = %+v, want only obj.a", got)
+			}
+			if _, err := Open(state); err != nil {
+				t.Fatal(err)
+			}
+			_, err = os.Stat(p)
+			if removed := os.IsNotExist(err); removed != tt.removed {
+				t.Errorf("Open removed %s: %v, want %v (stat: %v)", tt.file, removed, tt.removed, err)
+			}
+			if _, err := os.Stat(filepath.Join(s.Dir(), tok(1)+".json")); err != nil {
+				t.Errorf("Open removed an entry: %v", err)
+			}
+		})
 	}
 }
 
@@ -517,6 +545,9 @@ func TestDamagedEntry(t *testing.T) {
 		{"token differs from name", `{"token":"` + tok(2) + `","address":"obj.a","status":"created"}`},
 		{"no address", `{"token":"` + tok(1) + `","status":"created"}`},
 		{"no status", `{"token":"` + tok(1) + `","address":"obj.a"}`},
+		{"unknown status", `{"token":"` + tok(1) + `","address":"obj.a","status":"Created"}`},
+		{"private not base64", `{"token":"` + tok(1) + `","address":"obj.a","status":"created","private":"!!"}`},
+		{"bad time", `{"token":"` + tok(1) + `","address":"obj.a","status":"created","created_at":"yesterday"}`},
 		{"wrong type", `{"token":"` + tok(1) + `","address":["obj.a"],"status":"created"}`},
 	}
 	for _, tt := range tests {
@@ -546,23 +577,64 @@ func TestDamagedEntry(t *testing.T) {
 	}
 }
 
-func TestConcurrentPut(t *testing.T) {
-	s := openTemp(t)
-	const n = 50
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- s.Put(Entry{Token: tok(i), Address: fmt.Sprintf("obj.a%02d", i), Status: Created, CreatedAt: at(i % 60)})
-		}()
+func TestOpenCreatesPrivateDirs(t *testing.T) {
+	tests := []struct {
+		name string
+		rel  string
+	}{
+		{"state directory exists", ""},
+		{"state directory missing", "state"},
+		{"parents missing", "a/b/state"},
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Error(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			state := filepath.Join(root, tt.rel)
+			s, err := Open(state)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := filepath.Join(state, "inventory"); s.Dir() != want {
+				t.Errorf("Dir() = %s, want %s", s.Dir(), want)
+			}
+			check := []string{s.Dir()}
+			for p := state; p != root; p = filepath.Dir(p) {
+				check = append(check, p)
+			}
+			for _, p := range check {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+					t.Errorf("%s has mode %v, want drwx------", p, fi.Mode())
+				}
+			}
+			// Opening again changes nothing.
+			if _, err := Open(state); err != nil {
+				t.Errorf("second Open: %v", err)
+			}
+		})
+	}
+	// A file in the way is an error naming it, not a panic.
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.WriteFile(state, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(state); err == nil || !strings.Contains(err.Error(), state) {
+		t.Errorf("Open over a file: %v, want an error naming %s", err, state)
+	}
+}
+
+// TestEntriesMany reads enough entries for Entries to read them in
+// parallel, and checks the order and that every damaged file is named.
+func TestEntriesMany(t *testing.T) {
+	const n = 700
+	s := openTemp(t)
+	for i := range n {
+		// Addresses sort in reverse order of tokens.
+		if err := s.Put(Entry{Token: tok(i), Address: fmt.Sprintf("obj.a%04d", n-i), Status: Created, ID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	got, err := s.Entries()
@@ -573,54 +645,154 @@ func TestConcurrentPut(t *testing.T) {
 		t.Fatalf("Entries has %d entries, want %d", len(got), n)
 	}
 	for i, e := range got {
-		if want := fmt.Sprintf("obj.a%02d", i); e.Address != want || e.Token != tok(i) {
-			t.Errorf("entry %d is %s/%s, want %s/%s", i, e.Address, e.Token, want, tok(i))
+		if want := tok(n - 1 - i); e.Token != want || e.ID != fmt.Sprint(n-1-i) {
+			t.Fatalf("entry %d is %s (id %s), want %s", i, e.Token, e.ID, want)
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join(s.Dir(), ".tmp-*"))
-	if len(left) != 0 {
-		t.Errorf("temporary files left behind: %v", left)
+	damaged := []string{tok(3), tok(400), tok(699)}
+	for _, tk := range damaged {
+		if err := os.WriteFile(filepath.Join(s.Dir(), tk+".json"), []byte("{"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = s.Entries()
+	if err == nil {
+		t.Fatal("Entries accepted damaged entries")
+	}
+	for _, tk := range damaged {
+		if !strings.Contains(err.Error(), tk+".json") {
+			t.Errorf("error does not name %s.json: %v", tk, err)
+		}
 	}
 }
 
-// TestOpenDuringWrites checks that a reader's Open (berth plan takes no
-// lock) never breaks the writes of an apply running at the same time.
-func TestOpenDuringWrites(t *testing.T) {
-	state := t.TempDir()
+// tempModes are the two ways a Store writes: through unnamed temporary
+// files (O_TMPFILE) where the file system has them, else named ones.
+var tempModes = []struct {
+	name  string
+	named bool
+}{
+	{"unnamed temporary files", false},
+	{"named temporary files", true},
+}
+
+// openMode opens a Store under state that writes in the given mode; it
+// skips the test when the file system lacks unnamed temporary files.
+func openMode(t *testing.T, state string, named bool) *Store {
+	t.Helper()
 	s, err := Open(state)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop := make(chan struct{})
-	var opens sync.WaitGroup
-	for range 2 {
-		opens.Add(1)
-		go func() {
-			defer opens.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				if _, err := Open(state); err != nil {
+	if named {
+		s.named.Store(true)
+		return s
+	}
+	probe := openTemp(t)
+	if err := probe.Put(Entry{Token: tok(0), Address: "obj.probe", Status: Created}); err != nil {
+		t.Fatal(err)
+	}
+	if probe.named.Load() {
+		t.Skip("the file system has no unnamed temporary files (O_TMPFILE)")
+	}
+	return s
+}
+
+func TestConcurrentPut(t *testing.T) {
+	for _, mode := range tempModes {
+		t.Run(mode.name, func(t *testing.T) {
+			s := openMode(t, t.TempDir(), mode.named)
+			const n = 50
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for i := range n {
+				wg.Go(func() {
+					errs <- s.Put(Entry{Token: tok(i), Address: fmt.Sprintf("obj.a%02d", i), Status: Created, CreatedAt: at(i % 60)})
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
 					t.Error(err)
-					return
 				}
 			}
-		}()
+			got, err := s.Entries()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != n {
+				t.Fatalf("Entries has %d entries, want %d", len(got), n)
+			}
+			for i, e := range got {
+				if want := fmt.Sprintf("obj.a%02d", i); e.Address != want || e.Token != tok(i) {
+					t.Errorf("entry %d is %s/%s, want %s/%s", i, e.Address, e.Token, want, tok(i))
+				}
+			}
+			left, _ := filepath.Glob(filepath.Join(s.Dir(), ".tmp-*"))
+			if len(left) != 0 {
+				t.Errorf("temporary files left behind: %v", left)
+			}
+			if s.named.Load() != mode.named {
+				t.Errorf("the store switched to named temporary files: %v", s.named.Load())
+			}
+		})
 	}
-	private := bytes.Repeat([]byte("x"), 64<<10)
-	for i := range 200 {
-		if err := s.Put(Entry{Token: tok(i % 20), Address: "obj.a", Status: Created, Private: private}); err != nil {
-			t.Errorf("Put %d during Open: %v", i, err)
-			break
-		}
-	}
-	close(stop)
-	opens.Wait()
-	if got, err := s.Entries(); err != nil || len(got) != 20 {
-		t.Errorf("Entries: %d entries, %v; want 20", len(got), err)
+}
+
+// TestOpenDuringWrites checks that a reader's Open (berth plan takes no
+// lock) never breaks the writes of an apply running at the same time, and
+// that readers see every entry whole while it is rewritten.
+func TestOpenDuringWrites(t *testing.T) {
+	for _, mode := range tempModes {
+		t.Run(mode.name, func(t *testing.T) {
+			state := t.TempDir()
+			s := openMode(t, state, mode.named)
+			private := bytes.Repeat([]byte("x"), 16<<10)
+			stop := make(chan struct{})
+			var readers sync.WaitGroup
+			for r := range 2 {
+				readers.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						rs, err := Open(state)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if r == 0 {
+							continue
+						}
+						got, err := rs.Entries()
+						if err != nil {
+							t.Errorf("Entries during writes: %v", err)
+							return
+						}
+						for _, e := range got {
+							if !bytes.Equal(e.Private, private) {
+								t.Errorf("Entries during writes: entry %s has %d bytes of private data, want %d", e.Token, len(e.Private), len(private))
+								return
+							}
+						}
+					}
+				})
+			}
+			for i := range 100 {
+				if err := s.Put(Entry{Token: tok(i % 20), Address: "obj.a", Status: Created, Private: private}); err != nil {
+					t.Errorf("Put %d during Open: %v", i, err)
+					break
+				}
+			}
+			close(stop)
+			readers.Wait()
+			if got, err := s.Entries(); err != nil || len(got) != 20 {
+				t.Errorf("Entries: %d entries, %v; want 20", len(got), err)
+			}
+		})
 	}
 }
 
@@ -706,6 +878,7 @@ func crashChild(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	s.named.Store(os.Getenv(crashNamedEnv) != "")
 	fmt.Println("ready")
 	for op := range crashOps {
 		if err := op.do(s); err != nil {
@@ -787,18 +960,30 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
+	for _, mode := range tempModes {
+		t.Run(mode.name, func(t *testing.T) {
+			openMode(t, t.TempDir(), mode.named) // skips when unsupported
+			testCrashSafety(t, mode.named)
+		})
+	}
+}
+
+func testCrashSafety(t *testing.T, named bool) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	state := t.TempDir()
-	const kills = 24
+	const kills = 20
 	start := time.Now()
 	model := crashState{gens: map[string]int{}, outputs: -1}
 	tempsSeen, maxEntries, inFlightSeen, totalAcked := 0, 0, 0, 0
 	for i := range kills {
 		cmd := exec.Command(exe, "-test.run=^$")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+state)
+		if named {
+			cmd.Env = append(cmd.Env, crashNamedEnv+"=1")
+		}
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.StdoutPipe()
@@ -857,8 +1042,14 @@ func TestCrashSafety(t *testing.T) {
 		if err != nil {
 			t.Fatalf("kill %d: %v", i, err)
 		}
-		if left, _ := filepath.Glob(filepath.Join(state, "inventory", ".tmp-*")); len(left) != 0 {
-			t.Errorf("kill %d: Open left temporary files: %v", i, left)
+		// Open removes every temporary file a crash left, except, with
+		// named ones, a file created but not yet written, which it cannot
+		// tell from a live writer's until it is old.
+		left, _ := filepath.Glob(filepath.Join(state, "inventory", ".tmp-*"))
+		for _, p := range left {
+			if fi, err := os.Stat(p); err == nil && (!named || fi.Size() > 0) {
+				t.Errorf("kill %d: Open left temporary file %s (%d bytes)", i, p, fi.Size())
+			}
 		}
 		switch {
 		case got.equal(done):

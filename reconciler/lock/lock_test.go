@@ -20,9 +20,18 @@ import (
 // child that takes the lock there and holds it until it is killed.
 const holderEnv = "BERTH_LOCK_TEST_HOLDER"
 
+// sleeperEnv, when set, turns the test binary into a child that only
+// sleeps until it is killed.
+const sleeperEnv = "BERTH_LOCK_TEST_SLEEPER"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(holderEnv); dir != "" {
 		os.Exit(holdForever(dir))
+	}
+	if os.Getenv(sleeperEnv) != "" {
+		fmt.Println("sleeping")
+		time.Sleep(time.Minute)
+		os.Exit(2)
 	}
 	os.Exit(m.Run())
 }
@@ -97,16 +106,27 @@ func TestSecondAcquireFailsAtOnce(t *testing.T) {
 }
 
 func TestHeldErrorMessage(t *testing.T) {
-	since := time.Date(2024, 1, 2, 3, 4, 5, 0, time.Local)
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
 	tests := []struct {
 		name string
 		err  HeldError
 		want []string
+		not  []string
 	}{
-		{"known holder", HeldError{Dir: "/var/lib/berth", Info: Info{PID: 42, Command: "apply", Since: since}},
-			[]string{"/var/lib/berth", "locked by pid 42 (apply, since 03:04:05)", "-lock-timeout"}},
+		{"known holder", HeldError{Dir: "/var/lib/berth", Info: Info{PID: 42, Command: "berth apply", Host: host, Since: now}},
+			[]string{"state directory /var/lib/berth is locked by pid 42 (berth apply, since " + now.Format("15:04:05") + "); wait for it to finish or use -lock-timeout to wait"}, []string{"host"}},
+		{"holder on another host", HeldError{Dir: "/s", Info: Info{PID: 42, Command: "berth apply", Host: host + "-other", Since: now}},
+			[]string{"locked by pid 42 on host " + host + "-other (berth apply, since "}, nil},
+		{"no time recorded", HeldError{Dir: "/s", Info: Info{PID: 42, Command: "berth apply"}},
+			[]string{"locked by pid 42 (berth apply);"}, []string{"since", "0001"}},
+		{"no command recorded", HeldError{Dir: "/s", Info: Info{PID: 42}},
+			[]string{"locked by pid 42 (unknown command);"}, nil},
 		{"unknown holder", HeldError{Dir: "/s"},
-			[]string{"/s", "locked by another process", "-lock-timeout"}},
+			[]string{"state directory /s is locked by another process; wait for it to finish or use -lock-timeout to wait"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,6 +135,94 @@ func TestHeldErrorMessage(t *testing.T) {
 				if !strings.Contains(msg, w) {
 					t.Errorf("message %q does not contain %q", msg, w)
 				}
+			}
+			for _, w := range tt.not {
+				if strings.Contains(msg, w) {
+					t.Errorf("message %q contains %q", msg, w)
+				}
+			}
+		})
+	}
+}
+
+func TestFormatSince(t *testing.T) {
+	now := time.Date(2024, 3, 10, 15, 0, 0, 0, time.Local)
+	tests := []struct {
+		name  string
+		since time.Time
+		want  string
+	}{
+		{"same day", time.Date(2024, 3, 10, 9, 8, 7, 0, time.Local), "09:08:07"},
+		{"start of the day", time.Date(2024, 3, 10, 0, 0, 0, 0, time.Local), "00:00:00"},
+		{"the day before", time.Date(2024, 3, 9, 23, 59, 59, 0, time.Local), "2024-03-09 23:59:59"},
+		{"same day another year", time.Date(2023, 3, 10, 9, 8, 7, 0, time.Local), "2023-03-10 09:08:07"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := formatSince(tt.since, now); got != tt.want {
+				t.Errorf("formatSince(%v) = %q, want %q", tt.since, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHolderUnknown checks that a lock.info that cannot be trusted does not
+// name a holder.
+func TestHolderUnknown(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Skipf("cannot run true: %v", err)
+	}
+	record := func(i Info) string {
+		b, err := json.Marshal(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name    string
+		info    string // "": no lock.info
+		wantPID int
+	}{
+		{"no record", "", 0},
+		{"damaged record", `{"PID": 4`, 0},
+		{"holder gone", record(Info{PID: gone.Process.Pid, Command: "berth apply", Host: host, Since: time.Now()}), 0},
+		{"holder alive", record(Info{PID: os.Getpid(), Command: "berth apply", Host: host, Since: time.Now()}), os.Getpid()},
+		{"holder on another host", record(Info{PID: gone.Process.Pid, Command: "berth apply", Host: host + "-other", Since: time.Now()}), gone.Process.Pid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			// Hold the lock as a process would that has not written its
+			// record (yet).
+			f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+				t.Fatal(err)
+			}
+			if tt.info != "" {
+				if err := os.WriteFile(filepath.Join(dir, "lock.info"), []byte(tt.info), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err = Acquire(context.Background(), dir, 0, "plan")
+			var held *HeldError
+			if !errors.As(err, &held) {
+				t.Fatalf("error %v, want *HeldError", err)
+			}
+			if held.Info.PID != tt.wantPID {
+				t.Errorf("holder pid %d, want %d", held.Info.PID, tt.wantPID)
+			}
+			if tt.wantPID == 0 && !strings.Contains(err.Error(), "locked by another process") {
+				t.Errorf("message %q names a holder", err)
 			}
 		})
 	}
@@ -196,6 +304,69 @@ func TestContextCancel(t *testing.T) {
 	if elapsed > 400*time.Millisecond {
 		t.Errorf("Acquire returned %v after start, %v after cancel", elapsed, elapsed-100*time.Millisecond)
 	}
+}
+
+func TestContextDoneBefore(t *testing.T) {
+	for _, timeout := range []time.Duration{0, time.Second} {
+		t.Run(fmt.Sprint(timeout), func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			l, err := Acquire(ctx, dir, timeout, "apply")
+			if err == nil {
+				_ = l.Release()
+				t.Fatal("Acquire took the lock with a cancelled context")
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("error %v, want context.Canceled", err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "lock.info")); !os.IsNotExist(err) {
+				t.Errorf("lock.info written (stat: %v)", err)
+			}
+		})
+	}
+}
+
+// TestChildDoesNotInherit checks that a process started while the lock is
+// held (as berth apply starts container shims that outlive it) does not keep
+// the lock after the holder releases it.
+func TestChildDoesNotInherit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	l, err := Acquire(context.Background(), dir, 0, "apply")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), sleeperEnv+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "sleeping\n" {
+		t.Fatalf("child did not start: %q %v", line, err)
+	}
+	if err := l.Release(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Acquire(context.Background(), dir, 0, "apply")
+	if err != nil {
+		t.Fatalf("Acquire after Release, with a child of the old holder alive: %v", err)
+	}
+	_ = again.Release()
 }
 
 func TestKilledHolderReleases(t *testing.T) {
