@@ -200,7 +200,10 @@ func Validate(cfg *Config, in Inputs, schemas Schemas) (diags hcl.Diagnostics) {
 			if r == nil {
 				continue
 			}
-			k := schemas[r.Addr.Kind]
+			k, ok := schemas[r.Addr.Kind]
+			if !ok {
+				continue // an unknown kind, reported by CheckKinds
+			}
 			diags = append(diags, cfg.CheckBody(r, k)...)
 			spec := k.Block.DecoderSpec()
 			insts, known, ds := scope.Expand(r, true)

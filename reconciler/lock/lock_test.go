@@ -77,10 +77,22 @@ func TestSecondAcquireFailsAtOnce(t *testing.T) {
 		t.Errorf("lock.info = %+v, want this process running apply, since now", info)
 	}
 
-	start := time.Now()
-	l, err := Acquire(context.Background(), dir, 0, "plan")
-	if elapsed := time.Since(start); elapsed > 50*time.Millisecond {
-		t.Errorf("Acquire without timeout took %v", elapsed)
+	// Without a timeout Acquire does not wait even one retry interval.
+	// The fastest of a few tries is measured, so that a loaded machine
+	// does not fail the test.
+	var l *Lock
+	var err error
+	fastest := time.Hour
+	for range 5 {
+		start := time.Now()
+		l, err = Acquire(context.Background(), dir, 0, "plan")
+		fastest = min(fastest, time.Since(start))
+		if err == nil {
+			break
+		}
+	}
+	if fastest >= retryInterval/2 {
+		t.Errorf("Acquire without timeout took at least %v", fastest)
 	}
 	if err == nil {
 		_ = l.Release()
@@ -249,8 +261,8 @@ func TestWaitForRelease(t *testing.T) {
 	if err := <-released; err != nil {
 		t.Errorf("Release: %v", err)
 	}
-	if elapsed < 250*time.Millisecond || elapsed > 2*time.Second {
-		t.Errorf("Acquire took %v; want it to return soon after the release at 300ms", elapsed)
+	if elapsed < 250*time.Millisecond || elapsed > 4*time.Second {
+		t.Errorf("Acquire took %v; want it to return after the release at 300ms, before its timeout of 5s", elapsed)
 	}
 	if info := readInfoFile(t, dir); info.Command != "destroy" {
 		t.Errorf("lock.info = %+v, want the new holder", info)
@@ -276,7 +288,8 @@ func TestTimeoutExpires(t *testing.T) {
 			if !errors.As(err, &held) {
 				t.Fatalf("error %v, want *HeldError", err)
 			}
-			if elapsed < tt.timeout || elapsed > tt.timeout+150*time.Millisecond {
+			// The upper bound is loose: a loaded machine may be slow.
+			if elapsed < tt.timeout || elapsed > tt.timeout+2*time.Second {
 				t.Errorf("gave up after %v, want about %v", elapsed, tt.timeout)
 			}
 		})
@@ -301,7 +314,7 @@ func TestContextCancel(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("error %v, want context.Canceled", err)
 	}
-	if elapsed > 400*time.Millisecond {
+	if elapsed > 3*time.Second {
 		t.Errorf("Acquire returned %v after start, %v after cancel", elapsed, elapsed-100*time.Millisecond)
 	}
 }
