@@ -8,8 +8,9 @@ FUZZTIME ?= 10s
 build:
 	$(GO) build -o bin/berth ./cmd/berth
 
-# The whole test suite: vet, every package's tests (acceptance tests need
-# root and skip without it), then a short run of every fuzz target.
+# The whole test suite: vet, every package's tests (the acceptance tests
+# build the real binaries and kill them at every step), then a short run of
+# every fuzz target.
 test: unit fuzz
 
 unit:
@@ -19,6 +20,7 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./spec/addr
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./spec
+	$(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./reconciler
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./reconciler
