@@ -416,18 +416,26 @@ func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[s
 	})
 }
 
-// adopt records as created an object whose create was interrupted after
-// the provider made it: the plan found it by its token and needs no change.
+// adopt records an object that needs no change as it is: created (when its
+// create was interrupted after the provider made it and the plan found it
+// by its token), with the configuration and state it was found converged
+// with, so that later plans of the same need not ask the provider.
 func (a *applier) adopt(it *planned) {
 	is := it.prior
-	if is == nil || (is.entry.Status == inventory.Created && is.entry.ID == is.id) {
+	if is == nil {
+		return
+	}
+	sh := stateHash(is.live, is.priv)
+	cfgHash := hashValue(it.config)
+	if is.entry.Status == inventory.Created && is.entry.ID == is.id && is.entry.StateHash == sh && is.entry.ConfigHash == cfgHash {
 		return
 	}
 	en := is.entry
 	en.Status = inventory.Created
 	en.ID = is.id
 	en.Private = is.priv
-	en.ConfigHash = hashValue(it.config)
+	en.ConfigHash = cfgHash
+	en.StateHash = sh
 	en.UpdatedAt = a.e.opts.Now()
 	if err := a.store.Put(en); err != nil {
 		a.fail(&it.change.Addr, errDiag(fmt.Sprintf("%s: cannot update the inventory", it.change.Addr), err.Error()))
@@ -542,15 +550,20 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 	en.Revision = e.opts.Revision
 	en.Dependencies = a.depsOf(r.Addr.String())
 	en.UpdatedAt = e.opts.Now()
-	if err := a.store.Put(en); err != nil {
-		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())})
-	}
 	state := resp.State
 	if state == cty.NilVal || state.IsNull() {
 		state = presp.Planned
 	}
-	if err := e.conforms(ch.Addr.Kind, state, "new state"); err != nil {
-		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: provider %q", ch.Addr, ch.Provider), err.Error())})
+	stateErr := e.conforms(ch.Addr.Kind, state, "new state")
+	en.StateHash = ""
+	if stateErr == nil && state.IsWhollyKnown() {
+		en.StateHash = stateHash(state, resp.Private)
+	}
+	if err := a.store.Put(en); err != nil {
+		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())})
+	}
+	if stateErr != nil {
+		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: provider %q", ch.Addr, ch.Provider), stateErr.Error())})
 	}
 	state = e.markState(ch.Addr.Kind, state.MarkWithPaths(onlyExisting(state, pvm)))
 	done := ch

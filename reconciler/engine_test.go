@@ -29,6 +29,7 @@ type fakeProvider struct {
 	log                   []string          // "create name", "update name", "delete name"
 	delay                 time.Duration
 	inFlight, maxInFlight int
+	planCalls             int
 }
 
 func newFake() *fakeProvider {
@@ -66,6 +67,9 @@ func (f *fakeProvider) Read(_ context.Context, req providers.ReadRequest) provid
 }
 
 func (f *fakeProvider) Plan(_ context.Context, req providers.PlanRequest) providers.PlanResponse {
+	f.mu.Lock()
+	f.planCalls++
+	f.mu.Unlock()
 	attrs := req.Config.AsValueMap()
 	if req.Prior.IsNull() {
 		attrs["id"] = cty.UnknownVal(cty.String)
@@ -726,5 +730,43 @@ output "o" {
 	}
 	if len(p.Outputs) != 0 {
 		t.Errorf("a targeted plan must leave outputs alone, got %d", len(p.Outputs))
+	}
+}
+
+func TestConvergedPlanAsksNoProviderPlan(t *testing.T) {
+	h := newHarness(t)
+	cfg := `obj "a" {
+  count = 3
+  name  = "a${count.index}"
+}`
+	h.apply(cfg)
+	h.fake.planCalls = 0
+	if p := h.plan(cfg); p.HasChanges() {
+		t.Fatalf("not converged: %s", actions(p))
+	}
+	if h.fake.planCalls != 0 {
+		t.Errorf("a converged plan asked the provider to plan %d times", h.fake.planCalls)
+	}
+	// Drift: the changed object is planned by the provider, and found.
+	h.fake.mu.Lock()
+	for id, v := range h.fake.objects {
+		if v.GetAttr("name").AsString() == "a1" {
+			m := v.AsValueMap()
+			m["ref"] = cty.StringVal("by hand")
+			h.fake.objects[id] = cty.ObjectVal(m)
+		}
+	}
+	h.fake.mu.Unlock()
+	if got := actions(h.plan(cfg)); got != "obj.a[1]:update" {
+		t.Errorf("drift: %s", got)
+	}
+	if h.fake.planCalls != 1 {
+		t.Errorf("drift of one object: %d provider plans, want 1", h.fake.planCalls)
+	}
+	// A changed configuration is planned by the provider too.
+	h.fake.planCalls = 0
+	h.plan(strings.Replace(cfg, `"a${count.index}"`, `"b${count.index}"`, 1))
+	if h.fake.planCalls != 3 {
+		t.Errorf("changed configuration: %d provider plans, want 3", h.fake.planCalls)
 	}
 }

@@ -194,3 +194,9 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 	w("providers", e.schemaHash)
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+// stateHash identifies a state and its private data.
+func stateHash(state cty.Value, private []byte) string {
+	sum := sha256.Sum256(private)
+	return hashValue(state) + ":" + hex.EncodeToString(sum[:8])
+}

@@ -67,6 +67,11 @@ type Entry struct {
 	Private []byte `json:"private,omitempty"`
 	// ConfigHash is the hash of the configuration last applied.
 	ConfigHash string `json:"config_hash,omitempty"`
+	// StateHash is the hash of the object's state (and private data) when
+	// its configuration was last applied or found converged; a plan that
+	// reads the same state for the same configuration needs no provider
+	// plan.
+	StateHash string `json:"state_hash,omitempty"`
 	// Revision is the revision of the configuration last applied.
 	Revision string `json:"revision,omitempty"`
 	// CreatedAt is when the entry was first written.
