@@ -132,7 +132,9 @@ func attrDiags(ia addr.Instance, op string, ds providers.Diagnostics, r *spec.Re
 
 // hashValue returns a hash of an unmarked value, stable across runs.
 func hashValue(v cty.Value) string {
-	b, err := ctymsgpack.Marshal(v, cty.DynamicPseudoType)
+	// Values compared by hash are of one kind's schema type, so the type
+	// need not be encoded; unknown values still encode distinctly.
+	b, err := ctymsgpack.Marshal(v, v.Type())
 	if err != nil {
 		return ""
 	}
