@@ -167,3 +167,25 @@ type ImportResponse struct {
 	Private     []byte
 	Diagnostics Diagnostics
 }
+
+// BatchReader is implemented by providers that can read many objects in one
+// call, which saves a round trip per object when the provider runs in
+// another process. Responses come in the order of the requests.
+type BatchReader interface {
+	ReadMany(ctx context.Context, reqs []ReadRequest) []ReadResponse
+}
+
+// ReadMany reads every request through p: in one call when p is a
+// BatchReader, else one by one.
+func ReadMany(ctx context.Context, p Provider, reqs []ReadRequest) []ReadResponse {
+	if br, ok := p.(BatchReader); ok {
+		if out := br.ReadMany(ctx, reqs); len(out) == len(reqs) {
+			return out
+		}
+	}
+	out := make([]ReadResponse, len(reqs))
+	for i, r := range reqs {
+		out[i] = p.Read(ctx, r)
+	}
+	return out
+}

@@ -406,58 +406,76 @@ func (e *Engine) readAll(ctx context.Context, entries []inventory.Entry, red *re
 	var diags hcl.Diagnostics
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, e.opts.Parallelism*4)
+	sem := make(chan struct{}, e.opts.Parallelism)
+	// Reads go in batches per provider: one round trip for many objects
+	// when the provider runs in another process.
+	const batchSize = 64
+	batches := map[string][]*instanceState{}
 	for i, en := range entries {
 		out[i] = &instanceState{entry: en, id: en.ID, priv: en.Private}
-		p, ok := e.opts.Providers[en.Provider]
-		if !ok {
-			mu.Lock()
+		if _, ok := e.opts.Providers[en.Provider]; !ok {
 			diags = append(diags, errDiag("Missing provider", fmt.Sprintf("%s is owned through provider %q, which is not installed. Install it into the plugin directory, or the object cannot be managed.", en.Address, en.Provider)))
-			mu.Unlock()
 			continue
 		}
-		wg.Add(1)
-		go func(is *instanceState) {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			cctx, cancel := e.callCtx(ctx)
-			defer cancel()
-			resp := p.Read(cctx, providers.ReadRequest{
-				Kind:    is.entry.Kind,
-				ID:      is.entry.ID,
-				Owner:   providers.Owner{Address: is.entry.Address, Token: is.entry.Token},
-				Private: is.entry.Private,
-			})
-			if resp.Diagnostics.HasErrors() {
-				mu.Lock()
-				diags = append(diags, providerDiags(is.entry.Address, "read", resp.Diagnostics, red)...)
-				mu.Unlock()
-				return
-			}
-			if resp.State == cty.NilVal || resp.State.IsNull() {
-				is.gone = true
-				is.live = cty.NullVal(e.impliedType(is.entry.Kind))
-				return
-			}
-			if err := e.conforms(is.entry.Kind, resp.State, "live state"); err != nil {
-				mu.Lock()
-				diags = append(diags, errDiag(fmt.Sprintf("%s: cannot read", is.entry.Address), err.Error()))
-				mu.Unlock()
-				return
-			}
-			is.live = resp.State
-			red.addValue(e.markState(is.entry.Kind, resp.State))
-			if resp.ID != "" {
-				is.id = resp.ID
-			}
-			if resp.Private != nil {
-				is.priv = resp.Private
-			}
-		}(out[i])
+		batches[en.Provider] = append(batches[en.Provider], out[i])
+	}
+	for name, list := range batches {
+		p := e.opts.Providers[name]
+		for start := 0; start < len(list); start += batchSize {
+			batch := list[start:min(start+batchSize, len(list))]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				reqs := make([]providers.ReadRequest, len(batch))
+				for i, is := range batch {
+					reqs[i] = providers.ReadRequest{
+						Kind:    is.entry.Kind,
+						ID:      is.entry.ID,
+						Owner:   providers.Owner{Address: is.entry.Address, Token: is.entry.Token},
+						Private: is.entry.Private,
+					}
+				}
+				cctx, cancel := e.callCtx(ctx)
+				defer cancel()
+				resps := providers.ReadMany(cctx, p, reqs)
+				for i, is := range batch {
+					if d := e.takeRead(is, resps[i], red); d != nil {
+						mu.Lock()
+						diags = append(diags, d...)
+						mu.Unlock()
+					}
+				}
+			}()
+		}
 	}
 	wg.Wait()
 	return out, diags
+}
+
+// takeRead records what a read of is found.
+func (e *Engine) takeRead(is *instanceState, resp providers.ReadResponse, red *redactor) hcl.Diagnostics {
+	if resp.Diagnostics.HasErrors() {
+		return providerDiags(is.entry.Address, "read", resp.Diagnostics, red)
+	}
+	if resp.State == cty.NilVal || resp.State.IsNull() {
+		is.gone = true
+		is.live = cty.NullVal(e.impliedType(is.entry.Kind))
+		return nil
+	}
+	if err := e.conforms(is.entry.Kind, resp.State, "live state"); err != nil {
+		return hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot read", is.entry.Address), err.Error())}
+	}
+	is.live = resp.State
+	red.addValue(e.markState(is.entry.Kind, resp.State))
+	if resp.ID != "" {
+		is.id = resp.ID
+	}
+	if resp.Private != nil {
+		is.priv = resp.Private
+	}
+	return nil
 }
 
 func (e *Engine) impliedType(kind string) cty.Type {

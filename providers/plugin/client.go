@@ -426,3 +426,8 @@ func (t *tail) String() string {
 	}
 	return s
 }
+
+// ReadMany implements providers.BatchReader.
+func (c *Client) ReadMany(ctx context.Context, reqs []providers.ReadRequest) []providers.ReadResponse {
+	return c.remote.ReadMany(ctx, reqs)
+}

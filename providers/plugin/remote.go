@@ -7,6 +7,7 @@ import (
 
 	"github.com/berthhq/berth/providers"
 	providerpb "github.com/berthhq/berth/providers/plugin/proto"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
@@ -279,4 +280,53 @@ func ctxErr(ctx context.Context) error {
 		return err
 	}
 	return context.DeadlineExceeded
+}
+
+// ReadMany implements providers.BatchReader. A provider built before the
+// call existed answers Unimplemented; then the reads go one by one.
+func (r *remote) ReadMany(ctx context.Context, reqs []providers.ReadRequest) (out []providers.ReadResponse) {
+	const op = "Read"
+	var diags providers.Diagnostics
+	defer func() {
+		if diags.HasErrors() {
+			out = make([]providers.ReadResponse, len(reqs))
+			for i := range out {
+				out[i].Diagnostics = diags
+			}
+		}
+	}()
+	defer r.rescue(op, &diags) // runs first: a panic becomes diags
+	in := &providerpb.ReadManyRequest{Requests: make([]*providerpb.ReadRequest, len(reqs))}
+	for i, req := range reqs {
+		in.Requests[i] = &providerpb.ReadRequest{Kind: req.Kind, Id: req.ID, Owner: encodeOwner(req.Owner), Private: req.Private}
+	}
+	var resp *providerpb.ReadManyResponse
+	unimplemented := false
+	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
+		resp, err = r.rpc.ReadMany(ctx, in)
+		if status.Code(err) == codes.Unimplemented {
+			unimplemented = true
+			return nil
+		}
+		return err
+	}); d != nil {
+		diags = d
+		return nil
+	}
+	if unimplemented || len(resp.GetResponses()) != len(reqs) {
+		out = make([]providers.ReadResponse, len(reqs))
+		for i, req := range reqs {
+			out[i] = r.Read(ctx, req)
+		}
+		return out
+	}
+	out = make([]providers.ReadResponse, len(reqs))
+	for i, pr := range resp.GetResponses() {
+		c := r.codec(op)
+		out[i].ID = pr.GetId()
+		out[i].State = c.decode("State", pr.GetState())
+		out[i].Private = pr.GetPrivate()
+		out[i].Diagnostics = joinDiags(decodeDiags(pr.GetDiagnostics()), c.diags)
+	}
+	return out
 }

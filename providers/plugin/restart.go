@@ -129,3 +129,16 @@ func (r *Restarting) Import(ctx context.Context, req providers.ImportRequest) pr
 
 // String names the provider.
 func (r *Restarting) String() string { return fmt.Sprintf("provider %q", r.name) }
+
+// ReadMany implements providers.BatchReader.
+func (r *Restarting) ReadMany(ctx context.Context, reqs []providers.ReadRequest) []providers.ReadResponse {
+	c, d := r.client(ctx)
+	if d != nil {
+		out := make([]providers.ReadResponse, len(reqs))
+		for i := range out {
+			out[i].Diagnostics = d
+		}
+		return out
+	}
+	return c.ReadMany(ctx, reqs)
+}

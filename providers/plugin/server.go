@@ -262,3 +262,26 @@ func (s *server) Import(ctx context.Context, req *providerpb.ImportRequest) (res
 	resp.Diagnostics = encodeDiags(joinDiags(out.Diagnostics, c.diags))
 	return resp, nil
 }
+
+// ReadMany implements the ReadMany call: each request is read as by Read,
+// a few at once, so that one slow object does not hold up the others.
+func (s *server) ReadMany(ctx context.Context, req *providerpb.ReadManyRequest) (*providerpb.ReadManyResponse, error) {
+	reqs := req.GetRequests()
+	resp := &providerpb.ReadManyResponse{Responses: make([]*providerpb.ReadResponse, len(reqs))}
+	sem := make(chan struct{}, readManyParallelism)
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp.Responses[i], _ = s.Read(ctx, r)
+		}()
+	}
+	wg.Wait()
+	return resp, nil
+}
+
+// readManyParallelism bounds the reads a ReadMany call runs at once.
+const readManyParallelism = 8

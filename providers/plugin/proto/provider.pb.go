@@ -955,6 +955,102 @@ func (x *ReadResponse) GetDiagnostics() []*Diagnostic {
 	return nil
 }
 
+type ReadManyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*ReadRequest         `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadManyRequest) Reset() {
+	*x = ReadManyRequest{}
+	mi := &file_provider_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadManyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadManyRequest) ProtoMessage() {}
+
+func (x *ReadManyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadManyRequest.ProtoReflect.Descriptor instead.
+func (*ReadManyRequest) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReadManyRequest) GetRequests() []*ReadRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type ReadManyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Responses     []*ReadResponse        `protobuf:"bytes,1,rep,name=responses,proto3" json:"responses,omitempty"`
+	Diagnostics   []*Diagnostic          `protobuf:"bytes,2,rep,name=diagnostics,proto3" json:"diagnostics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadManyResponse) Reset() {
+	*x = ReadManyResponse{}
+	mi := &file_provider_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadManyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadManyResponse) ProtoMessage() {}
+
+func (x *ReadManyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_provider_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadManyResponse.ProtoReflect.Descriptor instead.
+func (*ReadManyResponse) Descriptor() ([]byte, []int) {
+	return file_provider_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReadManyResponse) GetResponses() []*ReadResponse {
+	if x != nil {
+		return x.Responses
+	}
+	return nil
+}
+
+func (x *ReadManyResponse) GetDiagnostics() []*Diagnostic {
+	if x != nil {
+		return x.Diagnostics
+	}
+	return nil
+}
+
 type PlanRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -967,7 +1063,7 @@ type PlanRequest struct {
 
 func (x *PlanRequest) Reset() {
 	*x = PlanRequest{}
-	mi := &file_provider_proto_msgTypes[14]
+	mi := &file_provider_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1075,7 @@ func (x *PlanRequest) String() string {
 func (*PlanRequest) ProtoMessage() {}
 
 func (x *PlanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[14]
+	mi := &file_provider_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1088,7 @@ func (x *PlanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanRequest.ProtoReflect.Descriptor instead.
 func (*PlanRequest) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{14}
+	return file_provider_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PlanRequest) GetKind() string {
@@ -1034,7 +1130,7 @@ type PlanResponse struct {
 
 func (x *PlanResponse) Reset() {
 	*x = PlanResponse{}
-	mi := &file_provider_proto_msgTypes[15]
+	mi := &file_provider_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1046,7 +1142,7 @@ func (x *PlanResponse) String() string {
 func (*PlanResponse) ProtoMessage() {}
 
 func (x *PlanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[15]
+	mi := &file_provider_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1059,7 +1155,7 @@ func (x *PlanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanResponse.ProtoReflect.Descriptor instead.
 func (*PlanResponse) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{15}
+	return file_provider_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PlanResponse) GetPlanned() *DynamicValue {
@@ -1098,7 +1194,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_provider_proto_msgTypes[16]
+	mi := &file_provider_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1206,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[16]
+	mi := &file_provider_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1219,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{16}
+	return file_provider_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyRequest) GetKind() string {
@@ -1187,7 +1283,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_provider_proto_msgTypes[17]
+	mi := &file_provider_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1295,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[17]
+	mi := &file_provider_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1308,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{17}
+	return file_provider_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ApplyResponse) GetId() string {
@@ -1256,7 +1352,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_provider_proto_msgTypes[18]
+	mi := &file_provider_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1364,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[18]
+	mi := &file_provider_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1377,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{18}
+	return file_provider_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteRequest) GetKind() string {
@@ -1328,7 +1424,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_provider_proto_msgTypes[19]
+	mi := &file_provider_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1340,7 +1436,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[19]
+	mi := &file_provider_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1353,7 +1449,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{19}
+	return file_provider_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteResponse) GetDiagnostics() []*Diagnostic {
@@ -1374,7 +1470,7 @@ type ImportRequest struct {
 
 func (x *ImportRequest) Reset() {
 	*x = ImportRequest{}
-	mi := &file_provider_proto_msgTypes[20]
+	mi := &file_provider_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1482,7 @@ func (x *ImportRequest) String() string {
 func (*ImportRequest) ProtoMessage() {}
 
 func (x *ImportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[20]
+	mi := &file_provider_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1495,7 @@ func (x *ImportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportRequest.ProtoReflect.Descriptor instead.
 func (*ImportRequest) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{20}
+	return file_provider_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ImportRequest) GetKind() string {
@@ -1435,7 +1531,7 @@ type ImportResponse struct {
 
 func (x *ImportResponse) Reset() {
 	*x = ImportResponse{}
-	mi := &file_provider_proto_msgTypes[21]
+	mi := &file_provider_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1543,7 @@ func (x *ImportResponse) String() string {
 func (*ImportResponse) ProtoMessage() {}
 
 func (x *ImportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[21]
+	mi := &file_provider_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1556,7 @@ func (x *ImportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportResponse.ProtoReflect.Descriptor instead.
 func (*ImportResponse) Descriptor() ([]byte, []int) {
-	return file_provider_proto_rawDescGZIP(), []int{21}
+	return file_provider_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ImportResponse) GetId() string {
@@ -1507,7 +1603,7 @@ type AttributePath_Step struct {
 
 func (x *AttributePath_Step) Reset() {
 	*x = AttributePath_Step{}
-	mi := &file_provider_proto_msgTypes[22]
+	mi := &file_provider_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1615,7 @@ func (x *AttributePath_Step) String() string {
 func (*AttributePath_Step) ProtoMessage() {}
 
 func (x *AttributePath_Step) ProtoReflect() protoreflect.Message {
-	mi := &file_provider_proto_msgTypes[22]
+	mi := &file_provider_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1793,12 @@ const file_provider_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x05state\x18\x02 \x01(\v2\x1f.berth.provider.v1.DynamicValueR\x05state\x12\x18\n" +
 	"\aprivate\x18\x03 \x01(\fR\aprivate\x12?\n" +
-	"\vdiagnostics\x18\x04 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics\"\xab\x01\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics\"M\n" +
+	"\x0fReadManyRequest\x12:\n" +
+	"\brequests\x18\x01 \x03(\v2\x1e.berth.provider.v1.ReadRequestR\brequests\"\x92\x01\n" +
+	"\x10ReadManyResponse\x12=\n" +
+	"\tresponses\x18\x01 \x03(\v2\x1f.berth.provider.v1.ReadResponseR\tresponses\x12?\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics\"\xab\x01\n" +
 	"\vPlanRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x125\n" +
 	"\x05prior\x18\x02 \x01(\v2\x1f.berth.provider.v1.DynamicValueR\x05prior\x127\n" +
@@ -1736,11 +1837,12 @@ const file_provider_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x05state\x18\x02 \x01(\v2\x1f.berth.provider.v1.DynamicValueR\x05state\x12\x18\n" +
 	"\aprivate\x18\x03 \x01(\fR\aprivate\x12?\n" +
-	"\vdiagnostics\x18\x04 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics2\xb3\x04\n" +
+	"\vdiagnostics\x18\x04 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics2\x88\x05\n" +
 	"\bProvider\x12V\n" +
 	"\tGetSchema\x12#.berth.provider.v1.GetSchemaRequest\x1a$.berth.provider.v1.GetSchemaResponse\x12S\n" +
 	"\bValidate\x12\".berth.provider.v1.ValidateRequest\x1a#.berth.provider.v1.ValidateResponse\x12G\n" +
-	"\x04Read\x12\x1e.berth.provider.v1.ReadRequest\x1a\x1f.berth.provider.v1.ReadResponse\x12G\n" +
+	"\x04Read\x12\x1e.berth.provider.v1.ReadRequest\x1a\x1f.berth.provider.v1.ReadResponse\x12S\n" +
+	"\bReadMany\x12\".berth.provider.v1.ReadManyRequest\x1a#.berth.provider.v1.ReadManyResponse\x12G\n" +
 	"\x04Plan\x12\x1e.berth.provider.v1.PlanRequest\x1a\x1f.berth.provider.v1.PlanResponse\x12J\n" +
 	"\x05Apply\x12\x1f.berth.provider.v1.ApplyRequest\x1a .berth.provider.v1.ApplyResponse\x12M\n" +
 	"\x06Delete\x12 .berth.provider.v1.DeleteRequest\x1a!.berth.provider.v1.DeleteResponse\x12M\n" +
@@ -1759,7 +1861,7 @@ func file_provider_proto_rawDescGZIP() []byte {
 }
 
 var file_provider_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_provider_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_provider_proto_goTypes = []any{
 	(Diagnostic_Severity)(0),   // 0: berth.provider.v1.Diagnostic.Severity
 	(NestedBlock_Nesting)(0),   // 1: berth.provider.v1.NestedBlock.Nesting
@@ -1777,75 +1879,82 @@ var file_provider_proto_goTypes = []any{
 	(*ValidateResponse)(nil),   // 13: berth.provider.v1.ValidateResponse
 	(*ReadRequest)(nil),        // 14: berth.provider.v1.ReadRequest
 	(*ReadResponse)(nil),       // 15: berth.provider.v1.ReadResponse
-	(*PlanRequest)(nil),        // 16: berth.provider.v1.PlanRequest
-	(*PlanResponse)(nil),       // 17: berth.provider.v1.PlanResponse
-	(*ApplyRequest)(nil),       // 18: berth.provider.v1.ApplyRequest
-	(*ApplyResponse)(nil),      // 19: berth.provider.v1.ApplyResponse
-	(*DeleteRequest)(nil),      // 20: berth.provider.v1.DeleteRequest
-	(*DeleteResponse)(nil),     // 21: berth.provider.v1.DeleteResponse
-	(*ImportRequest)(nil),      // 22: berth.provider.v1.ImportRequest
-	(*ImportResponse)(nil),     // 23: berth.provider.v1.ImportResponse
-	(*AttributePath_Step)(nil), // 24: berth.provider.v1.AttributePath.Step
-	nil,                        // 25: berth.provider.v1.Block.AttributesEntry
-	nil,                        // 26: berth.provider.v1.Block.BlocksEntry
-	nil,                        // 27: berth.provider.v1.GetSchemaResponse.KindsEntry
+	(*ReadManyRequest)(nil),    // 16: berth.provider.v1.ReadManyRequest
+	(*ReadManyResponse)(nil),   // 17: berth.provider.v1.ReadManyResponse
+	(*PlanRequest)(nil),        // 18: berth.provider.v1.PlanRequest
+	(*PlanResponse)(nil),       // 19: berth.provider.v1.PlanResponse
+	(*ApplyRequest)(nil),       // 20: berth.provider.v1.ApplyRequest
+	(*ApplyResponse)(nil),      // 21: berth.provider.v1.ApplyResponse
+	(*DeleteRequest)(nil),      // 22: berth.provider.v1.DeleteRequest
+	(*DeleteResponse)(nil),     // 23: berth.provider.v1.DeleteResponse
+	(*ImportRequest)(nil),      // 24: berth.provider.v1.ImportRequest
+	(*ImportResponse)(nil),     // 25: berth.provider.v1.ImportResponse
+	(*AttributePath_Step)(nil), // 26: berth.provider.v1.AttributePath.Step
+	nil,                        // 27: berth.provider.v1.Block.AttributesEntry
+	nil,                        // 28: berth.provider.v1.Block.BlocksEntry
+	nil,                        // 29: berth.provider.v1.GetSchemaResponse.KindsEntry
 }
 var file_provider_proto_depIdxs = []int32{
-	24, // 0: berth.provider.v1.AttributePath.steps:type_name -> berth.provider.v1.AttributePath.Step
+	26, // 0: berth.provider.v1.AttributePath.steps:type_name -> berth.provider.v1.AttributePath.Step
 	0,  // 1: berth.provider.v1.Diagnostic.severity:type_name -> berth.provider.v1.Diagnostic.Severity
 	3,  // 2: berth.provider.v1.Diagnostic.attribute:type_name -> berth.provider.v1.AttributePath
-	25, // 3: berth.provider.v1.Block.attributes:type_name -> berth.provider.v1.Block.AttributesEntry
-	26, // 4: berth.provider.v1.Block.blocks:type_name -> berth.provider.v1.Block.BlocksEntry
+	27, // 3: berth.provider.v1.Block.attributes:type_name -> berth.provider.v1.Block.AttributesEntry
+	28, // 4: berth.provider.v1.Block.blocks:type_name -> berth.provider.v1.Block.BlocksEntry
 	1,  // 5: berth.provider.v1.NestedBlock.nesting:type_name -> berth.provider.v1.NestedBlock.Nesting
 	7,  // 6: berth.provider.v1.NestedBlock.block:type_name -> berth.provider.v1.Block
 	7,  // 7: berth.provider.v1.Kind.block:type_name -> berth.provider.v1.Block
-	27, // 8: berth.provider.v1.GetSchemaResponse.kinds:type_name -> berth.provider.v1.GetSchemaResponse.KindsEntry
+	29, // 8: berth.provider.v1.GetSchemaResponse.kinds:type_name -> berth.provider.v1.GetSchemaResponse.KindsEntry
 	4,  // 9: berth.provider.v1.GetSchemaResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
 	2,  // 10: berth.provider.v1.ValidateRequest.config:type_name -> berth.provider.v1.DynamicValue
 	4,  // 11: berth.provider.v1.ValidateResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
 	5,  // 12: berth.provider.v1.ReadRequest.owner:type_name -> berth.provider.v1.Owner
 	2,  // 13: berth.provider.v1.ReadResponse.state:type_name -> berth.provider.v1.DynamicValue
 	4,  // 14: berth.provider.v1.ReadResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	2,  // 15: berth.provider.v1.PlanRequest.prior:type_name -> berth.provider.v1.DynamicValue
-	2,  // 16: berth.provider.v1.PlanRequest.config:type_name -> berth.provider.v1.DynamicValue
-	2,  // 17: berth.provider.v1.PlanResponse.planned:type_name -> berth.provider.v1.DynamicValue
-	3,  // 18: berth.provider.v1.PlanResponse.requires_replace:type_name -> berth.provider.v1.AttributePath
-	4,  // 19: berth.provider.v1.PlanResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	5,  // 20: berth.provider.v1.ApplyRequest.owner:type_name -> berth.provider.v1.Owner
-	2,  // 21: berth.provider.v1.ApplyRequest.prior:type_name -> berth.provider.v1.DynamicValue
-	2,  // 22: berth.provider.v1.ApplyRequest.planned:type_name -> berth.provider.v1.DynamicValue
-	2,  // 23: berth.provider.v1.ApplyRequest.config:type_name -> berth.provider.v1.DynamicValue
-	2,  // 24: berth.provider.v1.ApplyResponse.state:type_name -> berth.provider.v1.DynamicValue
-	4,  // 25: berth.provider.v1.ApplyResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	5,  // 26: berth.provider.v1.DeleteRequest.owner:type_name -> berth.provider.v1.Owner
-	2,  // 27: berth.provider.v1.DeleteRequest.prior:type_name -> berth.provider.v1.DynamicValue
-	4,  // 28: berth.provider.v1.DeleteResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	5,  // 29: berth.provider.v1.ImportRequest.owner:type_name -> berth.provider.v1.Owner
-	2,  // 30: berth.provider.v1.ImportResponse.state:type_name -> berth.provider.v1.DynamicValue
-	4,  // 31: berth.provider.v1.ImportResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	2,  // 32: berth.provider.v1.AttributePath.Step.element_key_value:type_name -> berth.provider.v1.DynamicValue
-	6,  // 33: berth.provider.v1.Block.AttributesEntry.value:type_name -> berth.provider.v1.Attribute
-	8,  // 34: berth.provider.v1.Block.BlocksEntry.value:type_name -> berth.provider.v1.NestedBlock
-	9,  // 35: berth.provider.v1.GetSchemaResponse.KindsEntry.value:type_name -> berth.provider.v1.Kind
-	10, // 36: berth.provider.v1.Provider.GetSchema:input_type -> berth.provider.v1.GetSchemaRequest
-	12, // 37: berth.provider.v1.Provider.Validate:input_type -> berth.provider.v1.ValidateRequest
-	14, // 38: berth.provider.v1.Provider.Read:input_type -> berth.provider.v1.ReadRequest
-	16, // 39: berth.provider.v1.Provider.Plan:input_type -> berth.provider.v1.PlanRequest
-	18, // 40: berth.provider.v1.Provider.Apply:input_type -> berth.provider.v1.ApplyRequest
-	20, // 41: berth.provider.v1.Provider.Delete:input_type -> berth.provider.v1.DeleteRequest
-	22, // 42: berth.provider.v1.Provider.Import:input_type -> berth.provider.v1.ImportRequest
-	11, // 43: berth.provider.v1.Provider.GetSchema:output_type -> berth.provider.v1.GetSchemaResponse
-	13, // 44: berth.provider.v1.Provider.Validate:output_type -> berth.provider.v1.ValidateResponse
-	15, // 45: berth.provider.v1.Provider.Read:output_type -> berth.provider.v1.ReadResponse
-	17, // 46: berth.provider.v1.Provider.Plan:output_type -> berth.provider.v1.PlanResponse
-	19, // 47: berth.provider.v1.Provider.Apply:output_type -> berth.provider.v1.ApplyResponse
-	21, // 48: berth.provider.v1.Provider.Delete:output_type -> berth.provider.v1.DeleteResponse
-	23, // 49: berth.provider.v1.Provider.Import:output_type -> berth.provider.v1.ImportResponse
-	43, // [43:50] is the sub-list for method output_type
-	36, // [36:43] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	14, // 15: berth.provider.v1.ReadManyRequest.requests:type_name -> berth.provider.v1.ReadRequest
+	15, // 16: berth.provider.v1.ReadManyResponse.responses:type_name -> berth.provider.v1.ReadResponse
+	4,  // 17: berth.provider.v1.ReadManyResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	2,  // 18: berth.provider.v1.PlanRequest.prior:type_name -> berth.provider.v1.DynamicValue
+	2,  // 19: berth.provider.v1.PlanRequest.config:type_name -> berth.provider.v1.DynamicValue
+	2,  // 20: berth.provider.v1.PlanResponse.planned:type_name -> berth.provider.v1.DynamicValue
+	3,  // 21: berth.provider.v1.PlanResponse.requires_replace:type_name -> berth.provider.v1.AttributePath
+	4,  // 22: berth.provider.v1.PlanResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	5,  // 23: berth.provider.v1.ApplyRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 24: berth.provider.v1.ApplyRequest.prior:type_name -> berth.provider.v1.DynamicValue
+	2,  // 25: berth.provider.v1.ApplyRequest.planned:type_name -> berth.provider.v1.DynamicValue
+	2,  // 26: berth.provider.v1.ApplyRequest.config:type_name -> berth.provider.v1.DynamicValue
+	2,  // 27: berth.provider.v1.ApplyResponse.state:type_name -> berth.provider.v1.DynamicValue
+	4,  // 28: berth.provider.v1.ApplyResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	5,  // 29: berth.provider.v1.DeleteRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 30: berth.provider.v1.DeleteRequest.prior:type_name -> berth.provider.v1.DynamicValue
+	4,  // 31: berth.provider.v1.DeleteResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	5,  // 32: berth.provider.v1.ImportRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 33: berth.provider.v1.ImportResponse.state:type_name -> berth.provider.v1.DynamicValue
+	4,  // 34: berth.provider.v1.ImportResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	2,  // 35: berth.provider.v1.AttributePath.Step.element_key_value:type_name -> berth.provider.v1.DynamicValue
+	6,  // 36: berth.provider.v1.Block.AttributesEntry.value:type_name -> berth.provider.v1.Attribute
+	8,  // 37: berth.provider.v1.Block.BlocksEntry.value:type_name -> berth.provider.v1.NestedBlock
+	9,  // 38: berth.provider.v1.GetSchemaResponse.KindsEntry.value:type_name -> berth.provider.v1.Kind
+	10, // 39: berth.provider.v1.Provider.GetSchema:input_type -> berth.provider.v1.GetSchemaRequest
+	12, // 40: berth.provider.v1.Provider.Validate:input_type -> berth.provider.v1.ValidateRequest
+	14, // 41: berth.provider.v1.Provider.Read:input_type -> berth.provider.v1.ReadRequest
+	16, // 42: berth.provider.v1.Provider.ReadMany:input_type -> berth.provider.v1.ReadManyRequest
+	18, // 43: berth.provider.v1.Provider.Plan:input_type -> berth.provider.v1.PlanRequest
+	20, // 44: berth.provider.v1.Provider.Apply:input_type -> berth.provider.v1.ApplyRequest
+	22, // 45: berth.provider.v1.Provider.Delete:input_type -> berth.provider.v1.DeleteRequest
+	24, // 46: berth.provider.v1.Provider.Import:input_type -> berth.provider.v1.ImportRequest
+	11, // 47: berth.provider.v1.Provider.GetSchema:output_type -> berth.provider.v1.GetSchemaResponse
+	13, // 48: berth.provider.v1.Provider.Validate:output_type -> berth.provider.v1.ValidateResponse
+	15, // 49: berth.provider.v1.Provider.Read:output_type -> berth.provider.v1.ReadResponse
+	17, // 50: berth.provider.v1.Provider.ReadMany:output_type -> berth.provider.v1.ReadManyResponse
+	19, // 51: berth.provider.v1.Provider.Plan:output_type -> berth.provider.v1.PlanResponse
+	21, // 52: berth.provider.v1.Provider.Apply:output_type -> berth.provider.v1.ApplyResponse
+	23, // 53: berth.provider.v1.Provider.Delete:output_type -> berth.provider.v1.DeleteResponse
+	25, // 54: berth.provider.v1.Provider.Import:output_type -> berth.provider.v1.ImportResponse
+	47, // [47:55] is the sub-list for method output_type
+	39, // [39:47] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_provider_proto_init() }
@@ -1853,7 +1962,7 @@ func file_provider_proto_init() {
 	if File_provider_proto != nil {
 		return
 	}
-	file_provider_proto_msgTypes[22].OneofWrappers = []any{
+	file_provider_proto_msgTypes[24].OneofWrappers = []any{
 		(*AttributePath_Step_AttributeName)(nil),
 		(*AttributePath_Step_ElementKeyString)(nil),
 		(*AttributePath_Step_ElementKeyInt)(nil),
@@ -1865,7 +1974,7 @@ func file_provider_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_provider_proto_rawDesc), len(file_provider_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

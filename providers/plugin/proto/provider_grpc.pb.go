@@ -35,6 +35,7 @@ const (
 	Provider_GetSchema_FullMethodName = "/berth.provider.v1.Provider/GetSchema"
 	Provider_Validate_FullMethodName  = "/berth.provider.v1.Provider/Validate"
 	Provider_Read_FullMethodName      = "/berth.provider.v1.Provider/Read"
+	Provider_ReadMany_FullMethodName  = "/berth.provider.v1.Provider/ReadMany"
 	Provider_Plan_FullMethodName      = "/berth.provider.v1.Provider/Plan"
 	Provider_Apply_FullMethodName     = "/berth.provider.v1.Provider/Apply"
 	Provider_Delete_FullMethodName    = "/berth.provider.v1.Provider/Delete"
@@ -53,6 +54,9 @@ type ProviderClient interface {
 	Validate(ctx context.Context, in *ValidateRequest, opts ...grpc.CallOption) (*ValidateResponse, error)
 	// Read observes the live state of one object.
 	Read(ctx context.Context, in *ReadRequest, opts ...grpc.CallOption) (*ReadResponse, error)
+	// ReadMany observes the live state of several objects in one call; the
+	// responses come in the order of the requests.
+	ReadMany(ctx context.Context, in *ReadManyRequest, opts ...grpc.CallOption) (*ReadManyResponse, error)
 	// Plan computes the state an object would have after a change.
 	Plan(ctx context.Context, in *PlanRequest, opts ...grpc.CallOption) (*PlanResponse, error)
 	// Apply creates or updates an object.
@@ -95,6 +99,16 @@ func (c *providerClient) Read(ctx context.Context, in *ReadRequest, opts ...grpc
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReadResponse)
 	err := c.cc.Invoke(ctx, Provider_Read_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *providerClient) ReadMany(ctx context.Context, in *ReadManyRequest, opts ...grpc.CallOption) (*ReadManyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReadManyResponse)
+	err := c.cc.Invoke(ctx, Provider_ReadMany_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -153,6 +167,9 @@ type ProviderServer interface {
 	Validate(context.Context, *ValidateRequest) (*ValidateResponse, error)
 	// Read observes the live state of one object.
 	Read(context.Context, *ReadRequest) (*ReadResponse, error)
+	// ReadMany observes the live state of several objects in one call; the
+	// responses come in the order of the requests.
+	ReadMany(context.Context, *ReadManyRequest) (*ReadManyResponse, error)
 	// Plan computes the state an object would have after a change.
 	Plan(context.Context, *PlanRequest) (*PlanResponse, error)
 	// Apply creates or updates an object.
@@ -179,6 +196,9 @@ func (UnimplementedProviderServer) Validate(context.Context, *ValidateRequest) (
 }
 func (UnimplementedProviderServer) Read(context.Context, *ReadRequest) (*ReadResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Read not implemented")
+}
+func (UnimplementedProviderServer) ReadMany(context.Context, *ReadManyRequest) (*ReadManyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReadMany not implemented")
 }
 func (UnimplementedProviderServer) Plan(context.Context, *PlanRequest) (*PlanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Plan not implemented")
@@ -263,6 +283,24 @@ func _Provider_Read_Handler(srv interface{}, ctx context.Context, dec func(inter
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ProviderServer).Read(ctx, req.(*ReadRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Provider_ReadMany_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReadManyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ProviderServer).ReadMany(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Provider_ReadMany_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ProviderServer).ReadMany(ctx, req.(*ReadManyRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -357,6 +395,10 @@ var Provider_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Read",
 			Handler:    _Provider_Read_Handler,
+		},
+		{
+			MethodName: "ReadMany",
+			Handler:    _Provider_ReadMany_Handler,
 		},
 		{
 			MethodName: "Plan",
