@@ -363,6 +363,7 @@ func (ck *caseCheck) run() {
 	if !ck.readBack("after the create") || !ck.checkNoDiff("after the create") {
 		return
 	}
+	ck.readMany()
 	ck.findByOwner()
 
 	if !absent(ck.c.Update) && !ck.update() {
@@ -667,4 +668,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// readMany checks that reading in a batch answers as reading one by one, in
+// the order of the requests.
+func (ck *caseCheck) readMany() {
+	reqs := []providers.ReadRequest{
+		{Kind: ck.c.Kind, ID: ck.obj.id, Owner: ck.obj.owner, Private: ck.obj.private},
+		{Kind: ck.c.Kind, ID: "missing-" + newToken(), Owner: providers.Owner{Address: ck.c.Kind + ".missing", Token: newToken()}},
+	}
+	got := providers.ReadMany(ck.ctx, ck.p, reqs)
+	if len(got) != len(reqs) {
+		ck.r.addf("ReadMany gave %d answers for %d requests", len(got), len(reqs))
+		return
+	}
+	one := ck.p.Read(ck.ctx, reqs[0])
+	switch {
+	case got[0].Diagnostics.HasErrors():
+		ck.r.addf("ReadMany of the object failed: %s", diagText(got[0].Diagnostics))
+	case !got[0].State.RawEquals(one.State):
+		ck.r.addf("ReadMany and Read disagree: %s vs %s", ck.show(got[0].State), ck.show(one.State))
+	}
+	if got[1].Diagnostics.HasErrors() || !got[1].State.IsNull() {
+		ck.r.addf("ReadMany of an unknown ID must give a null state and no error, got %s %s", ck.show(got[1].State), diagText(got[1].Diagnostics))
+	}
 }
