@@ -425,7 +425,7 @@ func (a *applier) adopt(it *planned) {
 	if is == nil {
 		return
 	}
-	sh := stateHash(is.live, is.priv)
+	sh := a.e.stateHash(is.live, is.priv)
 	cfgHash := hashValue(it.config)
 	if is.entry.Status == inventory.Created && is.entry.ID == is.id && is.entry.StateHash == sh && is.entry.ConfigHash == cfgHash {
 		return
@@ -557,7 +557,7 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 	stateErr := e.conforms(ch.Addr.Kind, state, "new state")
 	en.StateHash = ""
 	if stateErr == nil && state.IsWhollyKnown() {
-		en.StateHash = stateHash(state, resp.Private)
+		en.StateHash = e.stateHash(state, resp.Private)
 	}
 	if err := a.store.Put(en); err != nil {
 		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: cannot update the inventory", ch.Addr), err.Error())})

@@ -687,7 +687,7 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 		}
 	}
 	var presp providers.PlanResponse
-	if sameConfig && cur.entry.StateHash != "" && cur.entry.StateHash == stateHash(prior, priv) {
+	if sameConfig && cur.entry.StateHash != "" && cur.entry.StateHash == e.stateHash(prior, priv) {
 		// The same configuration against the same state the provider last
 		// found converged: providers plan deterministically (the
 		// conformance suite checks it), so the answer is known.

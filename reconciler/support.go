@@ -197,8 +197,11 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// stateHash identifies a state and its private data.
-func stateHash(state cty.Value, private []byte) string {
-	sum := sha256.Sum256(private)
-	return hashValue(state) + ":" + hex.EncodeToString(sum[:8])
+// stateHash identifies a state and its private data, as seen by the
+// providers of this engine: a changed provider schema plans afresh.
+func (e *Engine) stateHash(state cty.Value, private []byte) string {
+	h := sha256.New()
+	h.Write(private)
+	h.Write([]byte(e.schemaHash))
+	return hashValue(state) + ":" + hex.EncodeToString(h.Sum(nil)[:8])
 }
