@@ -11,6 +11,11 @@ type Kind struct {
 	Block       *Block
 	// Importable reports whether `berth import` can adopt objects of this kind.
 	Importable bool
+	// ReadsOutside tells that planning an object of this kind looks at
+	// more than its configuration, state and private data (a registry tag
+	// that may move, say), so the engine must ask the provider to plan it
+	// every time, even when nothing it knows of changed.
+	ReadsOutside bool
 }
 
 // Block describes the attributes and nested blocks of a resource body.

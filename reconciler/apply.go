@@ -69,10 +69,34 @@ func (e *Engine) Apply(ctx context.Context, p *Plan, hook Hook) *ApplyResult {
 	// deleted after that update, so that the update can let go of it first.
 	usedBy := map[string][]addr.Instance{}
 	for _, it := range a.st.items {
-		if it.change.Action == Update && it.prior != nil {
+		if it.prior != nil && (it.change.Action == Update || it.change.Action.IsReplace()) {
 			for _, d := range it.prior.entry.Dependencies {
 				if ia, err := addr.Parse(d); err == nil {
 					usedBy[ia.Resource.String()] = append(usedBy[ia.Resource.String()], it.change.Addr)
+				}
+			}
+		}
+	}
+	// What a delayed orphan depended on is delayed too, so that it still
+	// goes after the orphan.
+	delayed := map[string]bool{}
+	var queue []string
+	for res := range usedBy {
+		queue = append(queue, res)
+	}
+	for len(queue) > 0 {
+		res := queue[0]
+		queue = queue[1:]
+		if delayed[res] {
+			continue
+		}
+		delayed[res] = true
+		for _, it := range a.st.items {
+			if it.change.Action == Delete && it.res == nil && it.change.Addr.Resource.String() == res {
+				for _, d := range it.prior.entry.Dependencies {
+					if ia, err := addr.Parse(d); err == nil {
+						queue = append(queue, ia.Resource.String())
+					}
 				}
 			}
 		}
@@ -81,7 +105,7 @@ func (e *Engine) Apply(ctx context.Context, p *Plan, hook Hook) *ApplyResult {
 	for _, it := range a.st.items {
 		switch it.change.Action {
 		case Delete:
-			if len(usedBy[it.change.Addr.Resource.String()]) > 0 && it.res == nil {
+			if delayed[it.change.Addr.Resource.String()] && it.res == nil {
 				lastDeletes = append(lastDeletes, it)
 			} else {
 				firstDeletes = append(firstDeletes, it)
@@ -218,15 +242,19 @@ func (a *applier) deletes(ctx context.Context, items []*planned) map[string]bool
 	}
 	// X depends on Y ⇒ delete X before Y: Y's node waits for X's.
 	for r, its := range byRes {
+		// What the objects depended on when they were applied, and, for
+		// declared resources, what the configuration says now.
 		var ys []string
 		if its[0].res != nil {
 			ys = a.depsOf(r)
-		} else {
-			for _, it := range its {
-				for _, d := range it.prior.entry.Dependencies {
-					if ia, err := addr.Parse(d); err == nil {
-						ys = append(ys, ia.Resource.String())
-					}
+		}
+		for _, it := range its {
+			if it.prior == nil {
+				continue
+			}
+			for _, d := range it.prior.entry.Dependencies {
+				if ia, err := addr.Parse(d); err == nil {
+					ys = append(ys, ia.Resource.String())
 				}
 			}
 		}
@@ -264,6 +292,19 @@ func (a *applier) deletes(ctx context.Context, items []*planned) map[string]bool
 		// need it gone; to stay safe, report failure to the walker.
 		return nodeErr
 	}, func(node, cause string) {
+		if cause == "" {
+			// Recorded dependencies from different generations of the
+			// configuration can form a cycle: delete those in any order
+			// rather than never.
+			for _, it := range byRes[node] {
+				if err := a.deleteOne(ctx, it); err != nil {
+					fmu.Lock()
+					failed[node] = true
+					fmu.Unlock()
+				}
+			}
+			return
+		}
 		fmu.Lock()
 		failed[node] = true
 		fmu.Unlock()
@@ -272,6 +313,23 @@ func (a *applier) deletes(ctx context.Context, items []*planned) map[string]bool
 		}
 	})
 	return failed
+}
+
+// done reports whether ia was already reported as failed or skipped.
+func (a *applier) done(ia addr.Instance) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, x := range a.res.Failed {
+		if x == ia {
+			return true
+		}
+	}
+	for _, x := range a.res.Skipped {
+		if x == ia {
+			return true
+		}
+	}
+	return false
 }
 
 func (a *applier) skip(it *planned, cause string) {
@@ -368,7 +426,7 @@ func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[s
 		}
 		if failedRes[node] {
 			for _, it := range byRes[node] {
-				if it.change.Action != NoOp {
+				if it.change.Action != NoOp && !a.done(it.change.Addr) {
 					a.skip(it, node)
 				}
 			}
@@ -408,8 +466,12 @@ func (a *applier) upserts(ctx context.Context, items []*planned, failedRes map[s
 		}
 		return nodeErr
 	}, func(node, cause string) {
+		if cause == "" {
+			a.fail(nil, errDiag("Dependency cycle", fmt.Sprintf("%s is part of a dependency cycle and was not applied; break the cycle in the configuration.", node)))
+			return
+		}
 		for _, it := range byRes[node] {
-			if it.change.Action != NoOp {
+			if it.change.Action != NoOp && !a.done(it.change.Addr) {
 				a.skip(it, cause)
 			}
 		}
@@ -427,7 +489,8 @@ func (a *applier) adopt(it *planned) {
 	}
 	sh := a.e.stateHash(is.live, is.priv)
 	cfgHash := hashValue(it.config)
-	if is.entry.Status == inventory.Created && is.entry.ID == is.id && is.entry.StateHash == sh && is.entry.ConfigHash == cfgHash {
+	deps := a.depsOf(it.change.Addr.Resource.String())
+	if is.entry.Status == inventory.Created && is.entry.ID == is.id && is.entry.StateHash == sh && is.entry.ConfigHash == cfgHash && slices.Equal(is.entry.Dependencies, deps) {
 		return
 	}
 	en := is.entry
@@ -436,6 +499,7 @@ func (a *applier) adopt(it *planned) {
 	en.Private = is.priv
 	en.ConfigHash = cfgHash
 	en.StateHash = sh
+	en.Dependencies = deps
 	en.UpdatedAt = a.e.opts.Now()
 	if err := a.store.Put(en); err != nil {
 		a.fail(&it.change.Addr, errDiag(fmt.Sprintf("%s: cannot update the inventory", it.change.Addr), err.Error()))
@@ -458,6 +522,7 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 	start := time.Now()
 	a.hook.PreApply(&ch)
 	failWith := func(ds hcl.Diagnostics) (cty.Value, error) {
+		ds = a.st.redact.diags(ds)
 		msg := errorText(ch.Addr, ds)
 		a.hook.PostApply(&ch, time.Since(start), fmt.Errorf("%s", msg))
 		a.fail(&ch.Addr, ds...)
@@ -566,6 +631,7 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 		return failWith(hcl.Diagnostics{errDiag(fmt.Sprintf("%s: provider %q", ch.Addr, ch.Provider), stateErr.Error())})
 	}
 	state = e.markState(ch.Addr.Kind, state.MarkWithPaths(onlyExisting(state, pvm)))
+	a.st.redact.addValue(state)
 	done := ch
 	done.After = state
 	a.hook.PostApply(&done, time.Since(start), nil)

@@ -676,7 +676,7 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 	// then: asking again would only slow down the steady state, where an
 	// agent re-plans an unchanged configuration to find drift.
 	cfgHash := hashValue(raw)
-	sameConfig := cur != nil && cur.entry.ConfigHash != "" && cur.entry.ConfigHash == cfgHash
+	sameConfig := cur != nil && raw.IsWhollyKnown() && cur.entry.ConfigHash != "" && cur.entry.ConfigHash == cfgHash
 	if !sameConfig {
 		cctx, cancel := e.callCtx(ctx)
 		vresp := prov.Validate(cctx, providers.ValidateRequest{Kind: r.Addr.Kind, Config: raw})
@@ -687,7 +687,7 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 		}
 	}
 	var presp providers.PlanResponse
-	if sameConfig && cur.entry.StateHash != "" && cur.entry.StateHash == e.stateHash(prior, priv) {
+	if sameConfig && !kind.ReadsOutside && cur.entry.StateHash != "" && cur.entry.StateHash == e.stateHash(prior, priv) {
 		// The same configuration against the same state the provider last
 		// found converged: providers plan deterministically (the
 		// conformance suite checks it), so the answer is known.

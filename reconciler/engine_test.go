@@ -770,3 +770,95 @@ func TestConvergedPlanAsksNoProviderPlan(t *testing.T) {
 		t.Errorf("changed configuration: %d provider plans, want 3", h.fake.planCalls)
 	}
 }
+
+// outsideProvider is the fake provider with a kind that reads outside state.
+type outsideProvider struct{ *fakeProvider }
+
+func (o outsideProvider) Schema(ctx context.Context) providers.SchemaResponse {
+	resp := o.fakeProvider.Schema(ctx)
+	k := *resp.Kinds["obj"]
+	k.ReadsOutside = true
+	resp.Kinds["obj"] = &k
+	return resp
+}
+
+func TestKindThatReadsOutsideIsAlwaysPlanned(t *testing.T) {
+	h := newHarness(t)
+	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": outsideProvider{h.fake}}, Inventory: h.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	cfg := `obj "a" { name = "a" }`
+	h.apply(cfg)
+	h.fake.planCalls = 0
+	h.plan(cfg)
+	if h.fake.planCalls != 1 {
+		t.Errorf("a kind that reads outside state was planned %d times, want 1", h.fake.planCalls)
+	}
+}
+
+func TestRedactorHidesOverlappingSecretsWhole(t *testing.T) {
+	r := newRedactor()
+	r.addValue(cty.StringVal("abc").Mark(marks.Sensitive))
+	r.addValue(cty.StringVal("abcdef123").Mark(marks.Sensitive))
+	for i := 0; i < 20; i++ {
+		if got := r.redact("x abcdef123 y abc"); got != "x (sensitive value) y (sensitive value)" {
+			t.Fatalf("redact = %q", got)
+		}
+	}
+}
+
+func TestOrphansThatDependOnEachOtherAreDeleted(t *testing.T) {
+	h := newHarness(t)
+	h.apply(`
+obj "x" {
+  name = "x"
+  ref  = obj.y.name
+}
+obj "y" { name = "y" }`)
+	h.apply(`
+obj "x" {
+  name = "x"
+  ref  = "y"
+}
+obj "y" {
+  name = "y"
+  ref  = obj.x.name
+}`)
+	res := h.apply(``)
+	if res.Diagnostics.HasErrors() || res.Destroyed != 2 {
+		t.Errorf("destroyed %d, diags %q", res.Destroyed, res.Diagnostics.Error())
+	}
+	if entries, _ := h.store.Entries(); len(entries) != 0 {
+		t.Errorf("%d entries left", len(entries))
+	}
+}
+
+func TestDelayedOrphanKeepsItsDependenciesUntilAfter(t *testing.T) {
+	h := newHarness(t)
+	h.apply(`
+obj "v" { name = "v" }
+obj "b" {
+  name = "b"
+  ref  = obj.v.id
+}
+obj "a" {
+  name = "a"
+  ref  = obj.b.id
+}`)
+	h.fake.takeLog()
+	res := h.apply(`
+obj "a" {
+  name = "a"
+  ref  = "none"
+}`)
+	if res.Diagnostics.HasErrors() {
+		t.Fatal(res.Diagnostics.Error())
+	}
+	log := h.fake.takeLog()
+	ua, db, dv := idx(log, "update a"), idx(log, "delete b"), idx(log, "delete v")
+	if !(ua >= 0 && ua < db && db < dv) {
+		t.Errorf("want update a, delete b, delete v in that order: %v", log)
+	}
+}

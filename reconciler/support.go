@@ -77,11 +77,21 @@ func (r *redactor) redact(s string) string {
 		return s
 	}
 	r.mu.RLock()
-	defer r.mu.RUnlock()
+	secrets := make([]string, 0, len(r.secrets))
 	for sec := range r.secrets {
-		s = strings.ReplaceAll(s, sec, marks.Redacted)
+		secrets = append(secrets, sec)
 	}
-	return s
+	r.mu.RUnlock()
+	if len(secrets) == 0 {
+		return s
+	}
+	// Longest first, so that a secret containing another is hidden whole.
+	sort.Slice(secrets, func(i, j int) bool { return len(secrets[i]) > len(secrets[j]) })
+	pairs := make([]string, 0, 2*len(secrets))
+	for _, sec := range secrets {
+		pairs = append(pairs, sec, marks.Redacted)
+	}
+	return strings.NewReplacer(pairs...).Replace(s)
 }
 
 // providerDiags turns a provider's diagnostics about an instance into hcl
@@ -132,6 +142,9 @@ func attrDiags(ia addr.Instance, op string, ds providers.Diagnostics, r *spec.Re
 
 // hashValue returns a hash of an unmarked value, stable across runs.
 func hashValue(v cty.Value) string {
+	if v == cty.NilVal {
+		return ""
+	}
 	// Values compared by hash are of one kind's schema type, so the type
 	// need not be encoded; unknown values still encode distinctly.
 	b, err := ctymsgpack.Marshal(v, v.Type())
@@ -200,8 +213,12 @@ func (e *Engine) fingerprint(cfg *spec.Config, scope *spec.Scope, req PlanReques
 // stateHash identifies a state and its private data, as seen by the
 // providers of this engine: a changed provider schema plans afresh.
 func (e *Engine) stateHash(state cty.Value, private []byte) string {
+	vh := hashValue(state)
+	if vh == "" {
+		return ""
+	}
 	h := sha256.New()
 	h.Write(private)
 	h.Write([]byte(e.schemaHash))
-	return hashValue(state) + ":" + hex.EncodeToString(h.Sum(nil)[:8])
+	return vh + ":" + hex.EncodeToString(h.Sum(nil)[:8])
 }

@@ -254,6 +254,7 @@ func encodeSchema(kinds map[string]*providers.Kind) (map[string]*providerpb.Kind
 		if k != nil {
 			pk.Description = k.Description
 			pk.Importable = k.Importable
+			pk.ReadsOutside = k.ReadsOutside
 			if k.Block != nil {
 				b, err := encodeBlock(k.Block)
 				if err != nil {
@@ -320,7 +321,7 @@ func decodeSchema(pks map[string]*providerpb.Kind) (map[string]*providers.Kind, 
 	}
 	out := make(map[string]*providers.Kind, len(pks))
 	for name, pk := range pks {
-		k := &providers.Kind{Description: pk.GetDescription(), Importable: pk.GetImportable()}
+		k := &providers.Kind{Description: pk.GetDescription(), Importable: pk.GetImportable(), ReadsOutside: pk.GetReadsOutside()}
 		if pk.GetBlock() != nil {
 			b, err := decodeBlock(pk.GetBlock())
 			if err != nil {
