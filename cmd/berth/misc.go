@@ -313,7 +313,7 @@ func checkInstance(cfg *spec.Config, in spec.Inputs, schemas spec.Schemas, res *
 	}
 	insts, known, diags := scope.Expand(res, true)
 	if diags.HasErrors() {
-		return diags.Error()
+		return scope.Redact(diags).Error()
 	}
 	if !known {
 		return fmt.Sprintf("the instances of %s depend on values known only after apply", res.Addr)

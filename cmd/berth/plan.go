@@ -248,6 +248,10 @@ func applyCommand(ctx context.Context, env *cliEnv, args []string, destroy bool)
 		// environment or the command line.
 		pf.vars = append(pf.vars, given...)
 	}
+	if pf.json && saved == nil && !pf.autoApprove {
+		fmt.Fprintf(env.stderr, "Error: -json needs -auto-approve\n\nberth cannot ask for confirmation in the middle of a JSON stream. Add -auto-approve, or apply a saved plan.\n")
+		return 1
+	}
 	s, err := openSession(ctx, env, &pf.options, "berth "+name, true)
 	if err != nil {
 		return lockError(env, err)
@@ -272,10 +276,6 @@ func applyCommand(ctx context.Context, env *cliEnv, args []string, destroy bool)
 			fmt.Fprintf(env.stderr, "Error: %s\n", err)
 			return 1
 		}
-	}
-	if pf.json && saved == nil && !pf.autoApprove {
-		fmt.Fprintf(env.stderr, "Error: -json needs -auto-approve\n\nberth cannot ask for confirmation in the middle of a JSON stream. Add -auto-approve, or apply a saved plan.\n")
-		return 1
 	}
 	if saved == nil && p.HasChanges() && !pf.autoApprove {
 		if code := confirm(env, destroy); code != 0 {
