@@ -381,9 +381,10 @@ func TestLifecycle(t *testing.T) {
 	if _, diags := h.planErr(fmt.Sprintf(base, "y")); !strings.Contains(diags, "prevent_destroy") {
 		t.Errorf("replacing a prevent_destroy resource must fail, got %q", diags)
 	}
-	if _, diags := h.planErr(``); diags == "" {
-		// Removing the block orphans it: prevent_destroy is gone with
-		// the block, like Terraform.
+	// Removing the block orphans the object: prevent_destroy is gone with
+	// the block, like Terraform, and the plan deletes it.
+	if got := actions(h.plan(``)); got != "obj.p:delete" {
+		t.Errorf("removing a prevent_destroy block: %s, want obj.p:delete", got)
 	}
 
 	h2 := newHarness(t)
@@ -544,7 +545,6 @@ obj "top" {
 	if strings.Join(left, ",") != "obj.other" {
 		t.Errorf("inventory holds %v", left)
 	}
-	_ = addr.NoKey
 }
 
 func (h *harness) planReq(src string, targets []string, destroy bool) *Plan {
