@@ -47,7 +47,8 @@ func runHelper(mode string) int {
 
 // helperProvider is the provider of the helper binary. Its Apply does
 // what the kind says: "crash" crashes the process, "hang" never answers,
-// anything else echoes the planned value.
+// "sulk" answers with its own error just before its deadline, anything
+// else echoes the planned value.
 type helperProvider struct{}
 
 func (helperProvider) Schema(context.Context) providers.SchemaResponse {
@@ -67,8 +68,15 @@ func (helperProvider) Plan(_ context.Context, req providers.PlanRequest) provide
 	return providers.PlanResponse{Planned: req.Config}
 }
 
-func (helperProvider) Apply(_ context.Context, req providers.ApplyRequest) providers.ApplyResponse {
+func (helperProvider) Apply(ctx context.Context, req providers.ApplyRequest) providers.ApplyResponse {
 	switch req.Kind {
+	case "sulk":
+		// Give up a little before the deadline, as a provider whose clock
+		// or network runs ahead of berth's would.
+		if d, ok := ctx.Deadline(); ok {
+			time.Sleep(time.Until(d) - 40*time.Millisecond)
+		}
+		return providers.ApplyResponse{Diagnostics: providers.Errorf("gave up: deadline near")}
 	case "crash":
 		// An unrecovered panic in another goroutine kills the process,
 		// like a real provider bug.
@@ -213,6 +221,22 @@ func TestHangIsKilled(t *testing.T) {
 	ds = c.Read(context.Background(), providers.ReadRequest{Kind: "echo", ID: "X"}).Diagnostics
 	if !ds.HasErrors() || !strings.Contains(ds[0].Summary, "is not running (it did not answer Apply in time and berth killed it)") {
 		t.Errorf("Read after the kill: %v", ds)
+	}
+}
+
+// A provider that notices the deadline gRPC passed on and answers with its
+// own error a moment before berth's deadline has still timed out.
+func TestAnswerAtDeadlineIsTimeout(t *testing.T) {
+	c := startHelper(t, "provider", plugin.Options{})
+	pid := plugin.PID(c)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	ds := c.Apply(ctx, providers.ApplyRequest{Kind: "sulk"}).Diagnostics
+	if !ds.HasErrors() || !strings.HasPrefix(ds[0].Summary, `provider "helper" did not answer Apply in time`) {
+		t.Fatalf("Apply of a provider that gave up at the deadline: %v", ds)
+	}
+	if !processGone(pid) {
+		t.Errorf("provider %d is still there", pid)
 	}
 }
 

@@ -80,7 +80,7 @@ func (r *remote) Schema(ctx context.Context) (out providers.SchemaResponse) {
 	var resp *providerpb.GetSchemaResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.GetSchema(ctx, &providerpb.GetSchemaRequest{})
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -113,7 +113,7 @@ func (r *remote) Validate(ctx context.Context, req providers.ValidateRequest) (o
 	var resp *providerpb.ValidateResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.Validate(ctx, in)
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -131,7 +131,7 @@ func (r *remote) Read(ctx context.Context, req providers.ReadRequest) (out provi
 	var resp *providerpb.ReadResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.Read(ctx, in)
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -161,7 +161,7 @@ func (r *remote) Plan(ctx context.Context, req providers.PlanRequest) (out provi
 	var resp *providerpb.PlanResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.Plan(ctx, in)
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -193,7 +193,7 @@ func (r *remote) Apply(ctx context.Context, req providers.ApplyRequest) (out pro
 	var resp *providerpb.ApplyResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.Apply(ctx, in)
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -224,7 +224,7 @@ func (r *remote) Delete(ctx context.Context, req providers.DeleteRequest) (out p
 	var resp *providerpb.DeleteResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.Delete(ctx, in)
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -242,7 +242,7 @@ func (r *remote) Import(ctx context.Context, req providers.ImportRequest) (out p
 	var resp *providerpb.ImportResponse
 	if d := r.invoke(ctx, op, func(ctx context.Context) (err error) {
 		resp, err = r.rpc.Import(ctx, in)
-		return err
+		return late(ctx, resp, err)
 	}); d != nil {
 		out.Diagnostics = d
 		return out
@@ -272,6 +272,27 @@ func timedOut(ctx context.Context) bool {
 	}
 	d, ok := ctx.Deadline()
 	return ok && time.Until(d) < 100*time.Millisecond
+}
+
+// diagnoser is a response that carries diagnostics.
+type diagnoser interface {
+	GetDiagnostics() []*providerpb.Diagnostic
+}
+
+// late turns an answer with errors that arrived as ctx ran out into a
+// timeout. gRPC gives the provider the same deadline, so a hung provider
+// may be cancelled on its side and answer with its own error a moment
+// before berth's deadline passes; the cause is still that it took too long.
+func late(ctx context.Context, resp diagnoser, err error) error {
+	if err != nil || !timedOut(ctx) {
+		return err
+	}
+	for _, d := range resp.GetDiagnostics() {
+		if d.GetSeverity() == providerpb.Diagnostic_SEVERITY_ERROR {
+			return context.DeadlineExceeded
+		}
+	}
+	return nil
 }
 
 // ctxErr returns why ctx ended, or that its deadline passed.
