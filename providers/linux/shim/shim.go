@@ -1,0 +1,318 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berthhq/berth/providers/linux/runtime"
+	"golang.org/x/sys/unix"
+)
+
+// Options are what the program embedding the shim provides.
+type Options struct {
+	// Mount mounts the container's root filesystem before every start;
+	// it must be idempotent.
+	Mount func(ctx context.Context, r *Record) error
+	// Ready, when set, receives one JSON line after the first start: the
+	// launcher waits for it.
+	Ready io.WriteCloser
+}
+
+// readyMsg is what the shim tells its launcher after the first start.
+type readyMsg struct {
+	Pid   int    `json:"pid,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
+// Backoff bounds of restarts: the delay starts at minBackoff and doubles
+// up to maxBackoff; a run longer than resetAfter starts over.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 30 * time.Second
+	resetAfter = 10 * time.Second
+)
+
+// shim supervises one container.
+type shim struct {
+	dir  Dir
+	rec  *Record
+	opts Options
+	rt   *runtime.Runtime
+	log  *log.Logger
+
+	mu    sync.Mutex
+	wmu   sync.Mutex // serialises writes of the state file
+	state State
+	cur   *runtime.Process
+}
+
+// Run is the shim: it starts the container of dir, writes its logs, waits
+// for it, records every exit and restarts it as its policy says, until the
+// policy says no more or a client asks it to stop (SIGTERM). The caller
+// should have made the process a session leader.
+func Run(ctx context.Context, dir Dir, opts Options) error {
+	lf, err := os.OpenFile(dir.ShimLog(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("shim log: %w", err)
+	}
+	defer lf.Close()
+	s := &shim{dir: dir, opts: opts, log: log.New(lf, "", log.LstdFlags|log.Lmicroseconds)}
+	err = s.run(ctx)
+	if err != nil {
+		s.log.Printf("shim ends: %v", err)
+	}
+	return err
+}
+
+func (s *shim) run(ctx context.Context) error {
+	// Orphans of the container's start (and its exec'd processes) come to
+	// the shim rather than to the host's init.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		s.log.Printf("subreaper: %v", err)
+	}
+	rec, err := s.dir.Record()
+	if err != nil {
+		s.ready(readyMsg{Error: err.Error()})
+		return err
+	}
+	s.rec = rec
+	s.rt = runtime.New(rec.RuntimeRoot)
+	prev, _ := s.dir.State()
+	start, err := processStart(os.Getpid())
+	if err != nil {
+		s.ready(readyMsg{Error: err.Error()})
+		return err
+	}
+	s.state = State{ShimPid: os.Getpid(), ShimStart: start, Status: StatusStarting, Restarts: prev.Restarts, ExitCode: prev.ExitCode}
+	_ = os.Remove(filepath.Join(string(s.dir), stopFile))
+	s.save()
+
+	logs, err := openLog(s.dir.LogPath(), rec.Log)
+	if err != nil {
+		s.fail(err)
+		return err
+	}
+	defer logs.Close()
+
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, unix.SIGTERM, unix.SIGINT)
+	defer signal.Stop(stop)
+
+	backoff := minBackoff
+	first := true
+	for {
+		started := time.Now()
+		code, err := s.once(ctx, logs, first, stop)
+		first = false
+		if errors.Is(err, errStopped) {
+			return nil
+		}
+		if err != nil && code < 0 {
+			// The container did not start: the policy decides, as for an
+			// exit with a failure code.
+			s.log.Printf("start failed: %v", err)
+			code = 127
+		}
+		if !s.shouldRestart(code) {
+			s.update(func(st *State) { st.Status = StatusExited })
+			return nil
+		}
+		if time.Since(started) > resetAfter {
+			backoff = minBackoff
+		}
+		s.update(func(st *State) { st.Status = StatusRestarting; st.Restarts++ })
+		s.log.Printf("restarting in %s", backoff)
+		select {
+		case <-stop:
+			s.stopped()
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// errStopped tells that a client stopped the container.
+var errStopped = errors.New("stopped on request")
+
+// once starts the container and waits for it. It returns the exit code,
+// or -1 and an error when the container could not start.
+func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan os.Signal) (int, error) {
+	if s.opts.Mount != nil {
+		if err := s.opts.Mount(ctx, s.rec); err != nil {
+			s.fail(err)
+			if first {
+				s.ready(readyMsg{Error: err.Error()})
+			}
+			return -1, err
+		}
+	}
+	if err := runtime.WriteEtc(s.rec.Spec.EtcDir, hostnameOf(s.rec), s.rec.Spec.HostNetwork); s.rec.Spec.EtcDir != "" && err != nil {
+		s.fail(err)
+		return -1, err
+	}
+	stdout, stderr := logs.stream("stdout"), logs.stream("stderr")
+	p, err := s.rt.Start(s.rec.Spec, runtime.Stdio{Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		s.fail(err)
+		if first {
+			s.ready(readyMsg{Error: err.Error()})
+		}
+		return -1, err
+	}
+	now := time.Now().UTC()
+	s.mu.Lock()
+	s.cur = p
+	s.mu.Unlock()
+	s.update(func(st *State) {
+		st.Status, st.Pid, st.StartedAt, st.Error = StatusRunning, p.Pid, now, ""
+		st.FinishedAt = time.Time{}
+		if s.rec.Health != nil {
+			st.Health, st.FailingStreak, st.HealthLog = "starting", 0, ""
+		}
+	})
+	if first {
+		s.ready(readyMsg{Pid: p.Pid})
+	}
+	hctx, hcancel := context.WithCancel(ctx)
+	var hwg sync.WaitGroup
+	if s.rec.Health != nil && len(s.rec.Health.Command) > 0 {
+		hwg.Add(1)
+		go func() {
+			defer hwg.Done()
+			s.healthLoop(hctx, now)
+		}()
+	}
+	exited := make(chan int, 1)
+	go func() {
+		code, _ := p.Wait()
+		exited <- code
+	}()
+	var code int
+	stopping := false
+	for done := false; !done; {
+		select {
+		case code = <-exited:
+			done = true
+		case <-stop:
+			if !stopping {
+				stopping = true
+				go s.terminate(p)
+			}
+		}
+	}
+	hcancel()
+	hwg.Wait()
+	stdout.Close()
+	stderr.Close()
+	if err := s.rt.Destroy(s.rec.ID); err != nil {
+		s.log.Printf("cleanup: %v", err)
+	}
+	finished := time.Now().UTC()
+	s.mu.Lock()
+	s.cur = nil
+	s.mu.Unlock()
+	s.log.Printf("container exited with code %d", code)
+	s.update(func(st *State) {
+		c := code
+		st.ExitCode, st.FinishedAt, st.Pid = &c, finished, 0
+	})
+	if stopping {
+		s.stopped()
+		return code, errStopped
+	}
+	return code, nil
+}
+
+// terminate sends the stop signal, then SIGKILL to every process of the
+// container after the stop timeout.
+func (s *shim) terminate(p *runtime.Process) {
+	sig, err := signalNumber(s.rec.StopSignal)
+	if err != nil {
+		sig = unix.SIGTERM
+	}
+	_ = p.Signal(sig)
+	timeout := s.rec.StopTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	time.Sleep(timeout)
+	_ = s.rt.SignalAll(s.rec.ID, unix.SIGKILL)
+	_ = p.Signal(unix.SIGKILL)
+}
+
+// stopped records that a client stopped the container.
+func (s *shim) stopped() {
+	var req stopRequest
+	_ = readJSON(filepath.Join(string(s.dir), stopFile), &req)
+	s.update(func(st *State) {
+		st.Status = StatusStopped
+		st.StoppedByUser = req.ByUser
+		st.Health = ""
+	})
+}
+
+// shouldRestart applies the restart policy to an exit code.
+func (s *shim) shouldRestart(code int) bool {
+	switch s.rec.Restart.Policy {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		if code == 0 {
+			return false
+		}
+		s.mu.Lock()
+		n := s.state.Restarts
+		s.mu.Unlock()
+		return s.rec.Restart.MaxRetries <= 0 || n < s.rec.Restart.MaxRetries
+	}
+	return false
+}
+
+func (s *shim) fail(err error) {
+	s.update(func(st *State) { st.Error = err.Error() })
+}
+
+func (s *shim) ready(m readyMsg) {
+	if s.opts.Ready == nil {
+		return
+	}
+	b, _ := json.Marshal(m)
+	_, _ = s.opts.Ready.Write(append(b, '\n'))
+	_ = s.opts.Ready.Close()
+	s.opts.Ready = nil
+}
+
+func (s *shim) update(f func(*State)) {
+	s.mu.Lock()
+	f(&s.state)
+	s.mu.Unlock()
+	s.save()
+}
+
+func (s *shim) save() {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	st := s.state
+	s.mu.Unlock()
+	if err := s.dir.writeState(st); err != nil {
+		s.log.Printf("state: %v", err)
+	}
+}
+
+func hostnameOf(r *Record) string {
+	if r.Spec.Hostname != "" {
+		return r.Spec.Hostname
+	}
+	return r.ID
+}
