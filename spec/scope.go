@@ -518,7 +518,7 @@ func (s *Scope) Decode(r *Resource, inst *Instance, spec hcldec.Spec, partial bo
 		s.bodyRefs[r.Addr] = refs
 		s.mu.Unlock()
 	}
-	v, ds := hcldec.Decode(r.Body, spec, s.evalContext(refs, inst, partial))
+	v, ds := hcldec.Decode(withRefs(r.Body, spec), spec, s.evalContext(refs, inst, partial))
 	diags = append(diags, ds...)
 	return v, diags
 }
