@@ -16,6 +16,9 @@ type Kind struct {
 	// that may move, say), so the engine must ask the provider to plan it
 	// every time, even when nothing it knows of changed.
 	ReadsOutside bool
+	// DestroyWarning is shown in plans that delete or replace an object of
+	// the kind, e.g. "destroys data".
+	DestroyWarning string
 }
 
 // Block describes the attributes and nested blocks of a resource body.

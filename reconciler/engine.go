@@ -316,6 +316,12 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 
 	p := &Plan{CreatedAt: e.opts.Now(), state: st}
 	for _, it := range st.items {
+		if k, ok := e.schemas[it.change.Addr.Kind]; ok && k.DestroyWarning != "" {
+			switch it.change.Action {
+			case Delete, Replace, CreateThenDelete:
+				it.change.Warning = k.DestroyWarning
+			}
+		}
 		p.Changes = append(p.Changes, it.change)
 	}
 	sort.SliceStable(p.Changes, func(i, j int) bool { return p.Changes[i].Addr.Less(p.Changes[j].Addr) })

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"context"
 	"fmt"
+	"github.com/google/go-cmp/cmp"
 	"sort"
 	"strings"
 	"sync"
@@ -795,6 +796,45 @@ func TestKindThatReadsOutsideIsAlwaysPlanned(t *testing.T) {
 	h.plan(cfg)
 	if h.fake.planCalls != 1 {
 		t.Errorf("a kind that reads outside state was planned %d times, want 1", h.fake.planCalls)
+	}
+}
+
+// warnProvider is the fake provider with a kind whose deletes cost data.
+type warnProvider struct{ *fakeProvider }
+
+func (o warnProvider) Schema(ctx context.Context) providers.SchemaResponse {
+	resp := o.fakeProvider.Schema(ctx)
+	k := *resp.Kinds["obj"]
+	k.DestroyWarning = "destroys data"
+	resp.Kinds["obj"] = &k
+	return resp
+}
+
+func TestDestroyWarningOnDeletesAndReplacements(t *testing.T) {
+	h := newHarness(t)
+	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": warnProvider{h.fake}}, Inventory: h.store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.eng = eng
+	h.apply(`
+obj "a" { name = "a" }
+obj "b" { name = "b" }
+obj "c" { name = "c" }`)
+	p := h.plan(`
+obj "a" {
+  name   = "a"
+  flavor = "new"
+}
+obj "b" { name = "b2" }
+obj "d" { name = "d" }`)
+	got := map[string]string{}
+	for _, c := range p.Changes {
+		got[c.Addr.String()+" "+c.Action.String()] = c.Warning
+	}
+	want := map[string]string{"obj.a replace": "destroys data", "obj.b update": "", "obj.c delete": "destroys data", "obj.d create": ""}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
 

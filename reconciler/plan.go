@@ -70,6 +70,9 @@ type Change struct {
 	// Deposed tells that the object is an older object of the address left
 	// behind by an interrupted replace.
 	Deposed bool
+	// Warning is what the provider says a delete of the kind costs, e.g.
+	// "destroys data"; set on deletes and replacements only.
+	Warning string
 }
 
 // OutputChange is the planned value of one output.

@@ -36,6 +36,7 @@ type jsonResourceChange struct {
 	Provider        string  `json:"provider"`
 	Action          string  `json:"action"`
 	Reason          string  `json:"reason"`
+	Warning         string  `json:"warning,omitempty"`
 	Deposed         bool    `json:"deposed"`
 	Before          any     `json:"before"`
 	After           any     `json:"after"`
@@ -99,6 +100,7 @@ func WritePlanJSON(w io.Writer, p *reconciler.Plan) error {
 			Provider:        c.Provider,
 			Action:          c.Action.String(),
 			Reason:          c.Reason,
+			Warning:         c.Warning,
 			Deposed:         c.Deposed,
 			Before:          jsonValue(before),
 			After:           jsonValue(after),

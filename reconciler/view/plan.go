@@ -92,6 +92,9 @@ func renderChange(c *reconciler.Change, opts Options) []string {
 			lines = append(lines, "  # (because "+r+")")
 		}
 	}
+	if c.Warning != "" {
+		lines = append(lines, "  "+opts.paint("# warning: this "+c.Warning, ansiBold))
+	}
 	open := symbol + " resource " + strconv.Quote(c.Addr.Kind) + " " + strconv.Quote(c.Addr.Name)
 	var body []string
 	switch {

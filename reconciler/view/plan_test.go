@@ -315,6 +315,32 @@ Changes to Outputs:
 	}
 }
 
+func TestRenderPlanDestroyWarning(t *testing.T) {
+	p := &reconciler.Plan{Changes: []*reconciler.Change{{
+		Addr:    addr.Instance{Resource: addr.Resource{Kind: "volume", Name: "site"}},
+		Action:  reconciler.Delete,
+		Reason:  "volume.site is not in the configuration",
+		Warning: "destroys data",
+		Before:  cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal("site")}),
+		After:   cty.NullVal(cty.DynamicPseudoType),
+	}}}
+	var buf bytes.Buffer
+	if err := RenderPlan(&buf, p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := "  # volume.site will be destroyed\n  # (because volume.site is not in the configuration)\n  # warning: this destroys data\n"
+	if !strings.Contains(buf.String(), want) {
+		t.Errorf("plan:\n%s\nwant it to hold:\n%s", buf.String(), want)
+	}
+	buf.Reset()
+	if err := WritePlanJSON(&buf, p); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"warning":"destroys data"`) && !strings.Contains(buf.String(), `"warning": "destroys data"`) {
+		t.Errorf("JSON plan has no warning: %s", buf.String())
+	}
+}
+
 func TestRenderPlanNil(t *testing.T) {
 	if err := RenderPlan(&bytes.Buffer{}, nil, Options{}); err == nil {
 		t.Error("RenderPlan(nil) returned no error")

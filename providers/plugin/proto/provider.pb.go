@@ -573,9 +573,11 @@ type Kind struct {
 	Block      *Block `protobuf:"bytes,2,opt,name=block,proto3" json:"block,omitempty"`
 	Importable bool   `protobuf:"varint,3,opt,name=importable,proto3" json:"importable,omitempty"`
 	// reads_outside: planning looks beyond config, state and private data.
-	ReadsOutside  bool `protobuf:"varint,4,opt,name=reads_outside,json=readsOutside,proto3" json:"reads_outside,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ReadsOutside bool `protobuf:"varint,4,opt,name=reads_outside,json=readsOutside,proto3" json:"reads_outside,omitempty"`
+	// destroy_warning is shown in plans that delete an object of the kind.
+	DestroyWarning string `protobuf:"bytes,5,opt,name=destroy_warning,json=destroyWarning,proto3" json:"destroy_warning,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Kind) Reset() {
@@ -634,6 +636,13 @@ func (x *Kind) GetReadsOutside() bool {
 		return x.ReadsOutside
 	}
 	return false
+}
+
+func (x *Kind) GetDestroyWarning() string {
+	if x != nil {
+		return x.DestroyWarning
+	}
+	return ""
 }
 
 type GetSchemaRequest struct {
@@ -1772,14 +1781,15 @@ const file_provider_proto_rawDesc = "" +
 	"\aNesting\x12\x17\n" +
 	"\x13NESTING_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eNESTING_SINGLE\x10\x01\x12\x10\n" +
-	"\fNESTING_LIST\x10\x02\"\x9d\x01\n" +
+	"\fNESTING_LIST\x10\x02\"\xc6\x01\n" +
 	"\x04Kind\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12.\n" +
 	"\x05block\x18\x02 \x01(\v2\x18.berth.provider.v1.BlockR\x05block\x12\x1e\n" +
 	"\n" +
 	"importable\x18\x03 \x01(\bR\n" +
 	"importable\x12#\n" +
-	"\rreads_outside\x18\x04 \x01(\bR\freadsOutside\"\x12\n" +
+	"\rreads_outside\x18\x04 \x01(\bR\freadsOutside\x12'\n" +
+	"\x0fdestroy_warning\x18\x05 \x01(\tR\x0edestroyWarning\"\x12\n" +
 	"\x10GetSchemaRequest\"\x82\x02\n" +
 	"\x11GetSchemaResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12E\n" +
