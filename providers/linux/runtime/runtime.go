@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/cgroups"
 	// Device rules need the devices cgroup controller registered.
 	_ "github.com/opencontainers/cgroups/devices"
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runc/libcontainer/utils"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -40,12 +42,24 @@ type Process struct {
 	p *libcontainer.Process
 	// Pid is the host PID of the process.
 	Pid int
+	// console is the master end of the process's terminal, if it has one;
+	// copied is closed when its output has been copied.
+	console *os.File
+	copied  chan struct{}
 }
 
 // Wait waits for the process to exit and returns its exit code; a process
 // killed by a signal gets 128 plus the signal's number, as in a shell.
 func (p *Process) Wait() (int, error) {
 	st, err := p.p.Wait()
+	if p.console != nil {
+		// The output ends when the last holder of the terminal exits.
+		select {
+		case <-p.copied:
+		case <-time.After(time.Second):
+		}
+		p.console.Close()
+	}
 	if st == nil {
 		return -1, err
 	}
@@ -104,6 +118,10 @@ type ExecSpec struct {
 	Env  []string
 	Cwd  string
 	User string
+	// TTY gives the process a terminal of Width x Height; Stdin, Stdout
+	// and Stderr are then copied to and from it.
+	TTY           bool
+	Width, Height uint16
 }
 
 // Exec starts a process in the namespaces and cgroup of the running
@@ -130,6 +148,9 @@ func (r *Runtime) Exec(id string, e ExecSpec, stdio Stdio) (*Process, error) {
 		Args: e.Args, Env: withPath(e.Env), Cwd: cwd,
 		User: specs.User{UID: uint32(u.Uid), GID: uint32(u.Gid), AdditionalGids: toUint32(u.Sgids)},
 	}
+	if e.TTY {
+		return r.execTTY(c, sp, e, stdio)
+	}
 	p := newProcess(sp, false, stdio)
 	if err := c.Run(p); err != nil {
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
@@ -139,6 +160,42 @@ func (r *Runtime) Exec(id string, e ExecSpec, stdio Stdio) (*Process, error) {
 		return nil, fmt.Errorf("exec in container %s: %w", id, err)
 	}
 	return &Process{p: p, Pid: pid}, nil
+}
+
+// execTTY starts a process with a terminal: libcontainer makes the pty in
+// the container and passes its master end back over a socket.
+func (r *Runtime) execTTY(c *libcontainer.Container, sp *specs.Process, e ExecSpec, stdio Stdio) (*Process, error) {
+	parent, child, err := utils.NewSockPair("console")
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	defer parent.Close()
+	defer child.Close()
+	p := newProcess(sp, false, Stdio{})
+	p.ConsoleSocket = child
+	p.ConsoleWidth, p.ConsoleHeight = e.Width, e.Height
+	if err := c.Run(p); err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", c.ID(), err)
+	}
+	master, err := utils.RecvFile(parent)
+	if err != nil {
+		_ = p.Signal(syscall.SIGKILL)
+		_, _ = p.Wait()
+		return nil, fmt.Errorf("exec: receive the terminal: %w", err)
+	}
+	pid, _ := p.Pid()
+	out := &Process{p: p, Pid: pid, console: master}
+	if stdio.Stdin != nil {
+		go func() { _, _ = io.Copy(master, stdio.Stdin) }()
+	}
+	out.copied = make(chan struct{})
+	go func() {
+		defer close(out.copied)
+		if stdio.Stdout != nil {
+			_, _ = io.Copy(stdio.Stdout, master)
+		}
+	}()
+	return out, nil
 }
 
 func newProcess(sp *specs.Process, init bool, stdio Stdio) *libcontainer.Process {
