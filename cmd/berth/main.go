@@ -10,10 +10,21 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/berthhq/berth/providers/linux/runtime"
 )
 
 // Version is berth's version, set at build time with -ldflags.
 var Version = "0.1.0-dev"
+
+// init hands the process to the container runtime when it is the
+// re-executed init of a container being started; nothing else of berth
+// runs then.
+func init() {
+	if runtime.IsInit() {
+		runtime.Init()
+	}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -41,8 +52,19 @@ func commands() []command {
 		{name: "show", synopsis: "Show the live state of owned objects and outputs", run: cmdShow},
 		{name: "state", synopsis: "Inspect the inventory (state list)", run: cmdState},
 		{name: "import", synopsis: "Adopt an existing object: import ADDR ID", run: cmdImport},
+		{name: "ps", synopsis: "List containers: address, state, health, uptime, restarts, image", run: cmdPs},
+		{name: "logs", synopsis: "Print a container's output: logs [-f] [-tail N] [-since D] ADDR", run: cmdLogs},
+		{name: "exec", synopsis: "Run a command in a running container: exec [-it] ADDR -- CMD...", run: cmdExec},
+		{name: "stats", synopsis: "Show containers' CPU, memory, pids and block I/O", run: cmdStats},
+		{name: "cp", synopsis: "Copy files between the host and a container: cp ADDR:PATH HOSTPATH", run: cmdCp},
+		{name: "commit", synopsis: "Make an image of a container's changes: commit ADDR REF", run: cmdCommit},
+		{name: "image", synopsis: "Manage images: image ls | rm | prune | save | load | push", run: cmdImage},
+		{name: "start", synopsis: "Start stopped containers", run: cmdStart},
+		{name: "stop", synopsis: "Stop running containers", run: cmdStop},
+		{name: "restart", synopsis: "Restart containers", run: cmdRestart},
 		{name: "version", synopsis: "Print berth's version", run: cmdVersion},
 		{name: providerSubcommand, hidden: true, run: cmdProvider},
+		{name: shimSubcommand, hidden: true, run: cmdShim},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/providers/linux"
 	"github.com/berthhq/berth/providers/local"
 	"github.com/berthhq/berth/providers/plugin"
 	"github.com/berthhq/berth/reconciler"
@@ -33,7 +34,10 @@ import (
 const providerSubcommand = "__provider"
 
 // builtinProviders lists the providers served by the berth binary itself.
-func builtinProviders() []string { return []string{"local"} }
+func builtinProviders() []string { return []string{"local", "linux"} }
+
+// shimSubcommand is the hidden subcommand that runs a container's shim.
+const shimSubcommand = "__shim"
 
 func protocolVersion() int { return providers.ProtocolVersion }
 
@@ -51,9 +55,41 @@ func cmdProvider(_ context.Context, env *cliEnv, args []string) int {
 	case "local":
 		plugin.Serve(local.New(filepath.Join(stateDir, "providers", "local")))
 		return 0
+	case "linux":
+		p, err := linux.New(linuxOptions(env, stateDir))
+		if err != nil {
+			fmt.Fprintf(env.stderr, "berth: linux provider: %v\n", err)
+			return 1
+		}
+		plugin.Serve(p)
+		return 0
 	}
 	fmt.Fprintf(env.stderr, "berth: no built-in provider %q\n", args[0])
 	return 1
+}
+
+// linuxOptions are the settings of the linux provider for a state
+// directory.
+func linuxOptions(env *cliEnv, stateDir string) linux.Options {
+	return linux.Options{
+		Root:         filepath.Join(stateDir, "providers", "linux"),
+		Exe:          env.self,
+		ShimArgs:     func(dir string) []string { return []string{shimSubcommand, dir} },
+		CgroupParent: env.getenv("BERTH_CGROUP_PARENT"),
+	}
+}
+
+// cmdShim runs the shim of one container; the linux provider starts it.
+func cmdShim(_ context.Context, env *cliEnv, args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(env.stderr, "berth: this command is started by berth itself to supervise a container")
+		return 1
+	}
+	if err := linux.ServeShim(args[0]); err != nil {
+		fmt.Fprintf(env.stderr, "berth: shim: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // multiFlag collects a repeated flag.

@@ -44,6 +44,8 @@ type Record struct {
 	Log         LogConfig     `json:"log"`
 	RuntimeRoot string        `json:"runtime_root"`
 	Created     time.Time     `json:"created"`
+	// Volumes are the named volumes the container uses.
+	Volumes []string `json:"volumes,omitempty"`
 }
 
 // Restart is a restart policy: "no", "always", "unless-stopped" or

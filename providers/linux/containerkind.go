@@ -1,0 +1,668 @@
+package linux
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/big"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/providers/linux/content"
+	"github.com/berthhq/berth/providers/linux/registry"
+	"github.com/berthhq/berth/providers/linux/rootfs"
+	"github.com/berthhq/berth/providers/linux/runtime"
+	"github.com/berthhq/berth/providers/linux/shim"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// inPlace are the container attributes that change without a new
+// container: limits are set on the live cgroup, state starts or stops it.
+var inPlace = map[string]bool{"id": true, "state": true, "resources": true}
+
+func validateContainer(o obj) providers.Diagnostics {
+	var diags providers.Diagnostics
+	bad := func(path cty.Path, format string, args ...any) {
+		diags = append(diags, providers.AttributeErrorf(path, format, args...)...)
+	}
+	diags = append(diags, validateName(o, "container")...)
+	oneOf := func(name string, allowed ...string) {
+		if v := o.str(name); v != "" && !contains(allowed, v) {
+			bad(cty.GetAttrPath(name), "unknown %s %q: use %s", strings.ReplaceAll(name, "_", " "), v, quoteList(allowed))
+		}
+	}
+	if nm := o.str("network_mode"); nm == "bridge" || strings.HasPrefix(nm, "container:") {
+		bad(cty.GetAttrPath("network_mode"), "network mode %q is not supported yet: use \"none\" or \"host\"", nm)
+	} else {
+		oneOf("network_mode", "none", "host")
+	}
+	oneOf("restart", "no", "always", "unless-stopped", "on-failure")
+	oneOf("state", "running", "stopped")
+	if n, ok := o.integer("max_retries"); ok && n < 0 {
+		bad(cty.GetAttrPath("max_retries"), "max_retries must not be negative")
+	}
+	if s := o.str("stop_signal"); s != "" {
+		if err := shim.ParseSignal(s); err != nil {
+			bad(cty.GetAttrPath("stop_signal"), "%s: use a name such as \"SIGTERM\" or \"SIGQUIT\"", err)
+		}
+	}
+	if n, ok := o.float("stop_timeout"); ok && n < 0 {
+		bad(cty.GetAttrPath("stop_timeout"), "stop_timeout must not be negative")
+	}
+	for k := range o.stringMap("env") {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			bad(cty.GetAttrPath("env"), "invalid environment variable name %q", k)
+		}
+	}
+	if w := o.str("working_dir"); w != "" && !filepath.IsAbs(w) {
+		bad(cty.GetAttrPath("working_dir"), "working_dir %q must be an absolute path", w)
+	}
+	if r := o.str("image"); r != "" && !strings.Contains(r, "@") {
+		if _, err := registry.ParseReference(r); err != nil {
+			bad(cty.GetAttrPath("image"), "%s", err)
+		}
+	}
+	targets := map[string]bool{}
+	for i, m := range o.blocks("mount") {
+		path := cty.GetAttrPath("mount").IndexInt(i)
+		t := m.str("target")
+		if t != "" && !filepath.IsAbs(t) {
+			bad(path.GetAttr("target"), "mount target %q must be an absolute path", t)
+		}
+		if t != "" {
+			if targets[filepath.Clean(t)] {
+				bad(path.GetAttr("target"), "two mounts have the target %q", t)
+			}
+			targets[filepath.Clean(t)] = true
+		}
+		src := m.str("source")
+		switch ty := m.str("type"); ty {
+		case "volume":
+			if src == "" && !m.unknown("source") {
+				bad(path.GetAttr("source"), "a volume mount needs a source: a volume resource (volume.data) or a volume name")
+			} else if src != "" && !nameRE.MatchString(src) {
+				bad(path.GetAttr("source"), "invalid volume name %q", src)
+			}
+		case "bind":
+			switch {
+			case src == "" && !m.unknown("source"):
+				bad(path.GetAttr("source"), "a bind mount needs a source: an absolute host path")
+			case src != "" && !filepath.IsAbs(src):
+				bad(path.GetAttr("source"), "bind source %q must be an absolute host path", src)
+			case src != "" && !m.boolean("create_host_path", false):
+				if _, err := os.Stat(src); err != nil {
+					bad(path.GetAttr("source"), "bind source %q does not exist on this host: create it, or set create_host_path = true", src)
+				}
+			}
+		case "tmpfs":
+			if src != "" {
+				bad(path.GetAttr("source"), "a tmpfs mount has no source")
+			}
+		case "":
+		default:
+			bad(path.GetAttr("type"), "unknown mount type %q: use \"volume\", \"bind\" or \"tmpfs\"", ty)
+		}
+		if s := m.str("size"); s != "" {
+			if m.str("type") != "tmpfs" {
+				bad(path.GetAttr("size"), "size applies to tmpfs mounts only")
+			} else if _, err := parseSize(s); err != nil {
+				bad(path.GetAttr("size"), "%s", err)
+			}
+		}
+	}
+	res := o.block("resources")
+	rpath := cty.GetAttrPath("resources")
+	if c, ok := res.float("cpus"); ok {
+		if n := goruntime.NumCPU(); c <= 0 || c > float64(n) {
+			bad(rpath.GetAttr("cpus"), "cpus = %g is not possible on this host, which has %d cores: use a number above 0 and at most %d", c, n, n)
+		}
+	}
+	var mem int64
+	if s := res.str("memory"); s != "" {
+		n, err := parseSize(s)
+		switch {
+		case err != nil:
+			bad(rpath.GetAttr("memory"), "%s", err)
+		case n < 6<<20:
+			bad(rpath.GetAttr("memory"), "memory = %q is below the minimum of 6M", s)
+		}
+		mem = n
+	}
+	if s := res.str("memory_swap"); s != "" && s != "-1" {
+		n, err := parseSize(s)
+		switch {
+		case err != nil:
+			bad(rpath.GetAttr("memory_swap"), "%s", err)
+		case mem == 0 && !res.unknown("memory"):
+			bad(rpath.GetAttr("memory_swap"), "memory_swap needs memory: set memory too")
+		case n < mem:
+			bad(rpath.GetAttr("memory_swap"), "memory_swap (%s) counts memory plus swap, so it cannot be below memory (%s)", s, res.str("memory"))
+		}
+	}
+	if n, ok := res.integer("pids_limit"); ok && n <= 0 {
+		bad(rpath.GetAttr("pids_limit"), "pids_limit must be above 0")
+	}
+	hc := o.block("healthcheck")
+	for _, d := range []string{"interval", "timeout", "start_period"} {
+		if s := hc.str(d); s != "" {
+			if _, err := parseDuration(s); err != nil {
+				bad(cty.GetAttrPath("healthcheck").GetAttr(d), "%s", err)
+			}
+		}
+	}
+	if n, ok := hc.integer("retries"); ok && n <= 0 {
+		bad(cty.GetAttrPath("healthcheck").GetAttr("retries"), "retries must be above 0")
+	}
+	if !hc.isNull() && len(hc.strings("command")) == 0 && !hc.unknown("command") {
+		bad(cty.GetAttrPath("healthcheck").GetAttr("command"), "the healthcheck command is empty")
+	}
+	return diags
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func quoteList(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
+
+func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanResponse) {
+	o := obj{cfg}
+	planned := cfg
+	def := func(name, value string) {
+		if !o.set(name) && !o.unknown(name) {
+			planned = with(planned, name, cty.StringVal(value))
+		}
+	}
+	def("network_mode", "none")
+	def("restart", "no")
+	def("state", "running")
+	if !o.set("name") && !o.unknown("name") {
+		if !prior.IsNull() {
+			planned = with(planned, "name", prior.GetAttr("name"))
+		} else {
+			planned = with(planned, "name", cty.UnknownVal(cty.String))
+		}
+	}
+	if prior.IsNull() {
+		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
+		return resp
+	}
+	planned = with(planned, "id", prior.GetAttr("id"))
+	var forces []string
+	for name := range p.types[KindContainer].AttributeTypes() {
+		if inPlace[name] {
+			continue
+		}
+		a, b := prior.GetAttr(name), planned.GetAttr(name)
+		if !b.IsWhollyKnown() || !a.Equals(b).True() {
+			forces = append(forces, name)
+		}
+	}
+	sort.Strings(forces)
+	for _, f := range forces {
+		resp.RequiresReplace = append(resp.RequiresReplace, cty.GetAttrPath(f))
+	}
+	if len(forces) > 0 {
+		planned = with(planned, "id", cty.UnknownVal(cty.String))
+	}
+	resp.Planned = planned
+	return resp
+}
+
+// lookupImage finds the image a container names: an image resource's id
+// (name@digest) or a reference in the store.
+func (p *Provider) lookupImage(s string) (content.Image, error) {
+	if strings.Contains(s, "@sha256:") {
+		img, err := p.hosts.Content.Image(digestOf(s))
+		if err != nil {
+			return img, fmt.Errorf("image %s is not in berth's store (was it removed by hand?); the next apply pulls it again: %w", s, err)
+		}
+		return img, nil
+	}
+	name := s
+	if ref, err := registry.ParseReference(s); err == nil {
+		name = ref.String()
+	}
+	img, err := p.hosts.Content.Image(name)
+	if err != nil {
+		return img, fmt.Errorf("image %q is not in berth's store: declare it with an image resource (image \"x\" { ref = %q }) and use image.x, or load it with berth image load: %w", s, s, err)
+	}
+	return img, nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id string, prior, planned cty.Value) (resp providers.ApplyResponse) {
+	if id == "" {
+		return p.createContainer(ctx, owner, planned)
+	}
+	o := obj{planned}
+	dir := shim.Dir(p.hosts.ContainerDir(id))
+	rec, err := dir.Record()
+	if err != nil {
+		resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
+		return resp
+	}
+	res, _ := resourcesOf(o.block("resources"))
+	if rec.Spec.Resources != res {
+		rec.Spec.Resources = res
+		if err := dir.WriteRecord(rec); err != nil {
+			resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
+			return resp
+		}
+	}
+	st, _ := p.hosts.Runtime.Status(id)
+	if st.Running {
+		if err := p.hosts.Runtime.Update(id, res); err != nil {
+			resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("resources"), "%s", err)
+			return resp
+		}
+	}
+	if err := p.setRunning(ctx, dir, rec, o.str("state") != "stopped"); err != nil {
+		resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
+		resp.ID = id
+		return resp
+	}
+	if err := p.remember(owner, KindContainer, id, planned); err != nil {
+		resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
+		return resp
+	}
+	resp.ID, resp.State = id, planned
+	return resp
+}
+
+// setRunning starts or stops the container of dir. A container still
+// running without its shim (the shim was killed) is started afresh under
+// a new one.
+func (p *Provider) setRunning(ctx context.Context, dir shim.Dir, rec *shim.Record, run bool) error {
+	if !run {
+		return p.hosts.Stop(ctx, rec, false)
+	}
+	return p.hosts.Start(ctx, rec, p.opts.Exe, p.opts.ShimArgs(string(dir)))
+}
+
+func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, planned cty.Value) (resp providers.ApplyResponse) {
+	o := obj{planned}
+	id := newID()
+	name := o.str("name")
+	if name == "" {
+		name = defaultName(owner.Address)
+	}
+	planned = with(planned, "name", cty.StringVal(name))
+	planned = with(planned, "id", cty.StringVal(id))
+	fail := func(path cty.Path, err error) providers.ApplyResponse {
+		resp.ID = id
+		resp.Diagnostics = providers.AttributeErrorf(path, "container %s: %s", owner.Address, err)
+		return resp
+	}
+	// Remember first: an interrupted create is found again by its token.
+	if err := p.remember(owner, KindContainer, id, planned); err != nil {
+		resp.Diagnostics = providers.Errorf("container %s: %s", owner.Address, err)
+		return resp
+	}
+	img, err := p.lookupImage(o.str("image"))
+	if err != nil {
+		return fail(cty.GetAttrPath("image"), err)
+	}
+	layers := make([]rootfs.Layer, len(img.Layers))
+	for i, l := range img.Layers {
+		layers[i] = rootfs.Layer{DiffID: l.DiffID, Open: func(ctx context.Context) (io.ReadCloser, error) {
+			return p.hosts.Content.OpenLayer(ctx, l)
+		}}
+	}
+	lowers, err := p.hosts.Layers.Prepare(ctx, layers)
+	if err != nil {
+		return fail(cty.GetAttrPath("image"), err)
+	}
+	merged, err := p.hosts.Layers.Mount(ctx, id, lowers)
+	if err != nil {
+		return fail(nil, err)
+	}
+	dir := shim.Dir(p.hosts.ContainerDir(id))
+	rec := &shim.Record{
+		ID:          id,
+		Address:     owner.Address,
+		Owner:       owner.Token,
+		Image:       o.str("image"),
+		ImageDigest: img.Digest,
+		Lowers:      lowers,
+		RuntimeRoot: filepath.Join(p.hosts.Root, "runtime"),
+		Created:     time.Now().UTC(),
+		Log:         shim.LogConfig{},
+	}
+	spec, vols, err := p.containerSpec(ctx, o, img.Config, id, name, merged, string(dir))
+	if err != nil {
+		return fail(nil, err)
+	}
+	rec.Spec, rec.Volumes = spec, vols
+	rec.Restart = shim.Restart{Policy: o.str("restart")}
+	if n, ok := o.integer("max_retries"); ok {
+		rec.Restart.MaxRetries = int(n)
+	}
+	rec.StopSignal = o.str("stop_signal")
+	if rec.StopSignal == "" {
+		rec.StopSignal = img.Config.StopSignal
+	}
+	rec.StopTimeout = 10 * time.Second
+	if n, ok := o.float("stop_timeout"); ok {
+		rec.StopTimeout = time.Duration(n * float64(time.Second))
+	}
+	if hc := o.block("healthcheck"); !hc.isNull() {
+		h := &shim.Health{Command: hc.strings("command")}
+		h.Interval, _ = durationOr(hc.str("interval"))
+		h.Timeout, _ = durationOr(hc.str("timeout"))
+		h.StartPeriod, _ = durationOr(hc.str("start_period"))
+		if n, ok := hc.integer("retries"); ok {
+			h.Retries = int(n)
+		}
+		rec.Health = h
+	}
+	if err := dir.WriteRecord(rec); err != nil {
+		return fail(nil, err)
+	}
+	if o.str("state") != "stopped" {
+		if err := p.hosts.Start(ctx, rec, p.opts.Exe, p.opts.ShimArgs(string(dir))); err != nil {
+			return fail(cty.GetAttrPath("command"), err)
+		}
+	}
+	resp.ID, resp.State = id, planned
+	return resp
+}
+
+func durationOr(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return parseDuration(s)
+}
+
+// containerSpec builds the runtime spec of a container from its
+// configuration and its image's defaults, as Docker combines them. It
+// prepares the container's volumes (copy-up, use count) and bind sources,
+// and returns the names of the volumes it uses.
+func (p *Provider) containerSpec(ctx context.Context, o obj, ic content.Config, id, name, rootfsPath, dir string) (runtime.Spec, []string, error) {
+	s := runtime.Spec{
+		ID:           id,
+		Rootfs:       rootfsPath,
+		Args:         commandLine(ic.Entrypoint, ic.Cmd, o.strings("entrypoint"), o.strings("command"), o.set("entrypoint"), o.set("command")),
+		Env:          mergeEnv(ic.Env, o.stringMap("env")),
+		Cwd:          firstOf(o.str("working_dir"), ic.WorkingDir),
+		User:         firstOf(o.str("user"), ic.User),
+		Hostname:     firstOf(o.str("hostname"), name),
+		ReadOnly:     o.boolean("read_only", false),
+		HostNetwork:  o.str("network_mode") == "host",
+		CgroupParent: p.opts.CgroupParent,
+		EtcDir:       filepath.Join(dir, "etc"),
+	}
+	s.Env = append(s.Env, "HOSTNAME="+s.Hostname)
+	res, err := resourcesOf(o.block("resources"))
+	if err != nil {
+		return s, nil, err
+	}
+	s.Resources = res
+	var vols []string
+	targets := map[string]bool{}
+	for _, m := range o.blocks("mount") {
+		target := filepath.Clean(m.str("target"))
+		targets[target] = true
+		switch m.str("type") {
+		case "volume":
+			vname := m.str("source")
+			v, err := p.hosts.Volumes.Get(vname)
+			if err != nil {
+				return s, vols, fmt.Errorf("volume %q: %w; declare it: volume %q {}", vname, err, vname)
+			}
+			if m.boolean("copy_up", true) {
+				if _, err := p.hosts.Volumes.CopyUp(ctx, vname, rootfsPath, target); err != nil {
+					return s, vols, fmt.Errorf("fill volume %q from the image at %s: %w", vname, target, err)
+				}
+			}
+			if err := p.hosts.Volumes.Use(vname, id); err != nil {
+				return s, vols, err
+			}
+			vols = append(vols, vname)
+			s.Mounts = append(s.Mounts, runtime.Mount{Type: "bind", Source: v.Path, Target: target, ReadOnly: m.boolean("read_only", false)})
+		case "bind":
+			src := m.str("source")
+			if _, err := os.Stat(src); err != nil {
+				if !m.boolean("create_host_path", false) {
+					return s, vols, fmt.Errorf("bind source %q does not exist: create it, or set create_host_path = true", src)
+				}
+				if err := os.MkdirAll(src, 0o755); err != nil {
+					return s, vols, fmt.Errorf("create bind source: %w", err)
+				}
+			}
+			s.Mounts = append(s.Mounts, runtime.Mount{Type: "bind", Source: src, Target: target, ReadOnly: m.boolean("read_only", false)})
+		case "tmpfs":
+			size, _ := parseSize(m.str("size"))
+			if m.str("size") == "" {
+				size = 0
+			}
+			s.Mounts = append(s.Mounts, runtime.Mount{Type: "tmpfs", Target: target, Size: size, ReadOnly: m.boolean("read_only", false)})
+		}
+	}
+	// The image's VOLUMEs that no mount covers get a volume of their own,
+	// filled from the image, as Docker's anonymous volumes.
+	for _, vp := range ic.Volumes {
+		target := filepath.Clean(vp)
+		if targets[target] {
+			continue
+		}
+		vname := id + "-" + strings.Trim(strings.ReplaceAll(target, "/", "-"), "-")
+		v, err := p.hosts.Volumes.Create(ctx, sanitize(vname), "container:"+id, map[string]string{"berth.anonymous": "true"})
+		if err != nil {
+			return s, vols, err
+		}
+		if _, err := p.hosts.Volumes.CopyUp(ctx, v.Name, rootfsPath, target); err != nil {
+			return s, vols, err
+		}
+		if err := p.hosts.Volumes.Use(v.Name, id); err != nil {
+			return s, vols, err
+		}
+		vols = append(vols, v.Name)
+		s.Mounts = append(s.Mounts, runtime.Mount{Type: "bind", Source: v.Path, Target: target})
+	}
+	return s, vols, nil
+}
+
+func firstOf(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// resourcesOf converts a resources block into cgroup limits.
+func resourcesOf(r obj) (runtime.Resources, error) {
+	var out runtime.Resources
+	if r.isNull() {
+		return out, nil
+	}
+	if c, ok := r.float("cpus"); ok && c > 0 {
+		out.CPUPeriod = 100000
+		out.CPUQuota = int64(math.Round(c * 100000))
+	}
+	if s := r.str("memory"); s != "" {
+		n, err := parseSize(s)
+		if err != nil {
+			return out, err
+		}
+		out.Memory = n
+	}
+	if s := r.str("memory_swap"); s != "" {
+		if s == "-1" {
+			out.MemorySwap = -1
+		} else {
+			n, err := parseSize(s)
+			if err != nil {
+				return out, err
+			}
+			out.MemorySwap = n
+		}
+	}
+	if n, ok := r.integer("pids_limit"); ok {
+		out.PidsLimit = n
+	}
+	return out, nil
+}
+
+func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value) (resp providers.ReadResponse) {
+	dir := shim.Dir(p.hosts.ContainerDir(id))
+	if _, err := dir.Record(); err != nil {
+		resp.State = cty.NullVal(p.types[KindContainer])
+		if !errors.Is(err, os.ErrNotExist) {
+			resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
+		}
+		return resp
+	}
+	if applied.IsNull() {
+		resp.State = applied
+		return resp
+	}
+	st, _ := dir.State()
+	rst, _ := p.hosts.Runtime.Status(id)
+	running := rst.Running || shim.ShimAlive(st) && (st.Status == shim.StatusRunning || st.Status == shim.StatusStarting || st.Status == shim.StatusRestarting)
+	// "unless-stopped" respects `berth stop`: such a stop is not drift.
+	if st.Status == shim.StatusStopped && st.StoppedByUser && (obj{applied}).str("restart") == "unless-stopped" {
+		running = true
+	}
+	state := "stopped"
+	if running {
+		state = "running"
+	}
+	v := with(applied, "state", cty.StringVal(state))
+	if rst.Running {
+		if stats, err := p.hosts.Runtime.Stats(id); err == nil {
+			v = with(v, "resources", liveResources(obj{applied}.block("resources"), stats.Resources, p.types[KindContainer].AttributeType("resources")))
+		}
+	}
+	resp.ID, resp.State = id, v
+	return resp
+}
+
+// liveResources returns the resources block as the kernel has it, written
+// as the applied configuration wrote it where the values agree.
+func liveResources(applied obj, live runtime.Resources, ty cty.Type) cty.Value {
+	m := map[string]cty.Value{}
+	for name, aty := range ty.AttributeTypes() {
+		m[name] = cty.NullVal(aty)
+	}
+	any := false
+	if live.CPUQuota > 0 && live.CPUPeriod > 0 {
+		c := float64(live.CPUQuota) / float64(live.CPUPeriod)
+		if a, ok := applied.float("cpus"); ok && math.Abs(a-c) < 0.0005 {
+			m["cpus"] = applied.get("cpus")
+		} else {
+			m["cpus"] = cty.NumberVal(new(big.Float).SetFloat64(math.Round(c*1000) / 1000))
+		}
+		any = true
+	}
+	if live.Memory > 0 {
+		if n, err := parseSize(applied.str("memory")); err == nil && n == live.Memory {
+			m["memory"] = applied.get("memory")
+		} else {
+			m["memory"] = cty.StringVal(formatSize(live.Memory))
+		}
+		any = true
+	}
+	if s := applied.str("memory_swap"); s != "" {
+		switch n, err := parseSize(s); {
+		case s == "-1" && live.MemorySwap == 0, err == nil && n == live.MemorySwap:
+			m["memory_swap"] = applied.get("memory_swap")
+		case live.MemorySwap > 0:
+			m["memory_swap"] = cty.StringVal(formatSize(live.MemorySwap))
+		}
+		any = true
+	}
+	if live.PidsLimit > 0 {
+		m["pids_limit"] = cty.NumberIntVal(live.PidsLimit)
+		any = true
+	}
+	if !any && applied.isNull() {
+		return cty.NullVal(ty)
+	}
+	return cty.ObjectVal(m)
+}
+
+func (p *Provider) deleteContainer(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	dir := shim.Dir(p.hosts.ContainerDir(id))
+	rec, err := dir.Record()
+	if errors.Is(err, os.ErrNotExist) {
+		rec = &shim.Record{ID: id, StopTimeout: 10 * time.Second}
+	} else if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, rec.StopTimeout+15*time.Second)
+	defer cancel()
+	if err := shim.Stop(sctx, dir, false); err != nil {
+		shim.Kill(dir)
+	}
+	if err := p.hosts.Runtime.Destroy(id); err != nil {
+		return err
+	}
+	if err := p.hosts.Layers.Remove(id); err != nil {
+		return err
+	}
+	for _, v := range rec.Volumes {
+		if err := p.hosts.Volumes.Release(v, id); err != nil {
+			return err
+		}
+		if vol, err := p.hosts.Volumes.Get(v); err == nil && vol.Owner == "container:"+id {
+			if err := p.hosts.Volumes.Remove(ctx, v); err != nil {
+				return err
+			}
+		}
+	}
+	if err := os.RemoveAll(string(dir)); err != nil {
+		return fmt.Errorf("remove container directory: %w", err)
+	}
+	return nil
+}
+
+// Containers returns the records of every container on the host.
+func (h *Host) Containers() ([]*shim.Record, error) {
+	ents, err := os.ReadDir(filepath.Join(h.Root, "containers"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []*shim.Record
+	for _, e := range ents {
+		if r, err := shim.Dir(h.ContainerDir(e.Name())).Record(); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
