@@ -41,12 +41,18 @@ func (c *hostCmd) parse(args []string, min, max int) ([]string, bool) {
 		c.fs.Usage()
 		return nil, false
 	}
+	return pos, c.open()
+}
+
+// open opens the linux provider's data of the state directory.
+func (c *hostCmd) open() bool {
+	var err error
 	c.host, err = linux.OpenHost(linuxOptions(c.env, c.o.resolvedStateDir(c.env)).Root)
 	if err != nil {
 		fmt.Fprintf(c.env.stderr, "Error: %s\n", err)
-		return nil, false
+		return false
 	}
-	return pos, true
+	return true
 }
 
 func (c *hostCmd) fail(err error) int {
@@ -136,8 +142,20 @@ func cmdExec(_ context.Context, env *cliEnv, args []string) int {
 	wd := c.fs.String("w", "", "working directory (default: the container's)")
 	var envs multiFlag
 	c.fs.Var(&envs, "e", "set an environment variable K=V (repeatable)")
-	pos, ok := c.parse(args, 2, -1)
-	if !ok {
+	// Flags come before ADDR; everything after ADDR (and an optional
+	// "--") is the command, whose own flags berth must not read.
+	if err := c.fs.Parse(args); err != nil {
+		return 1
+	}
+	pos := c.fs.Args()
+	if len(pos) > 1 && pos[1] == "--" {
+		pos = append(pos[:1:1], pos[2:]...)
+	}
+	if len(pos) < 2 {
+		c.fs.Usage()
+		return 1
+	}
+	if !c.open() {
 		return 1
 	}
 	if *it {

@@ -199,18 +199,23 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 	def("network_mode", "none")
 	def("restart", "no")
 	def("state", "running")
-	if !o.set("name") && !o.unknown("name") {
-		if !prior.IsNull() {
-			planned = with(planned, "name", prior.GetAttr("name"))
-		} else {
+	nameSet := o.set("name") || o.unknown("name")
+	// A new container: its name (from its address unless set) and ID are
+	// known once it is made. A replacement is planned the same way, as
+	// the engine plans its create again at apply time.
+	create := func() providers.PlanResponse {
+		if !nameSet {
 			planned = with(planned, "name", cty.UnknownVal(cty.String))
 		}
-	}
-	if prior.IsNull() {
 		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
 		return resp
 	}
-	planned = with(planned, "id", prior.GetAttr("id"))
+	if prior.IsNull() {
+		return create()
+	}
+	if !nameSet {
+		planned = with(planned, "name", prior.GetAttr("name"))
+	}
 	var forces []string
 	for name := range p.types[KindContainer].AttributeTypes() {
 		if inPlace[name] {
@@ -226,9 +231,9 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 		resp.RequiresReplace = append(resp.RequiresReplace, cty.GetAttrPath(f))
 	}
 	if len(forces) > 0 {
-		planned = with(planned, "id", cty.UnknownVal(cty.String))
+		return create()
 	}
-	resp.Planned = planned
+	resp.Planned = with(planned, "id", prior.GetAttr("id"))
 	return resp
 }
 
