@@ -110,6 +110,7 @@ func Functions(baseDir string) map[string]function.Function {
 	}
 	fs["file"] = fileFunc(baseDir)
 	fs["fileexists"] = fileExistsFunc(baseDir)
+	fs["abspath"] = absPathFunc(baseDir)
 	fs["templatefile"] = templateFileFunc(baseDir, fs)
 	return fs
 }
@@ -223,6 +224,27 @@ func fileExistsFunc(base string) function.Function {
 			}
 			st, err := os.Stat(p)
 			return cty.BoolVal(err == nil && st.Mode().IsRegular()), nil
+		},
+	})
+}
+
+// absPathFunc turns a path relative to the configuration directory into
+// an absolute one, for attributes that providers read from the host
+// (an image archive, a bind source).
+func absPathFunc(base string) function.Function {
+	return function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:   function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			p := args[0].AsString()
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(base, p)
+			}
+			abs, err := filepath.Abs(p)
+			if err != nil {
+				return cty.NilVal, err
+			}
+			return cty.StringVal(abs), nil
 		},
 	})
 }

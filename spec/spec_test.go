@@ -215,6 +215,8 @@ locals {
   f = cidrnetmask("10.0.0.0/12")
   g = sha256("x")
   h = try(tonumber("nope"), 7)
+  i = abspath("images/app.tar")
+  j = abspath("/srv/x")
 }
 `)})
 	if diags.HasErrors() {
@@ -230,6 +232,8 @@ locals {
 		"f": cty.StringVal("255.240.0.0"),
 		"g": cty.StringVal("2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881"),
 		"h": cty.NumberIntVal(7),
+		"i": cty.StringVal(filepath.Join(dir, "images/app.tar")),
+		"j": cty.StringVal("/srv/x"),
 	}
 	for name, w := range want {
 		if ds := s.EvalLocal(name, false); ds.HasErrors() {
