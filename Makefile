@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: build test unit fuzz bench clean
+.PHONY: build test unit fuzz bench clean demo
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth
@@ -24,6 +24,21 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./reconciler
+
+# berth's main job on an example, as root: build berth and a busybox image
+# archive, apply examples/web (a web server in a container serving a named
+# volume), fetch its page and list the containers. `make demo-destroy`
+# removes it again.
+DEMO_STATE ?= /tmp/berth-demo/state
+
+demo: build
+	examples/images/busybox.sh examples/web/busybox.tar
+	bin/berth apply -auto-approve -state-dir $(DEMO_STATE) examples/web
+	@for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:18080/ && break; sleep 0.3; done
+	bin/berth ps -state-dir $(DEMO_STATE)
+
+demo-destroy: build
+	bin/berth destroy -auto-approve -state-dir $(DEMO_STATE) examples/web
 
 clean:
 	rm -rf bin

@@ -88,10 +88,13 @@ func (c *copier) copyDir(src *os.File, st *unix.Stat_t, dst *os.File, name, rel 
 	if !created {
 		return nil
 	}
-	if err := c.setAttrs(src, d, st, rel); err != nil {
-		return err
+	if err := c.setAttrs(src, d, st); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
 	}
-	return setTimes(dst, name, st, rel)
+	if err := setTimes(dst, name, st); err != nil {
+		return fmt.Errorf("%s: %w", rel, err)
+	}
+	return nil
 }
 
 // copyContents copies every entry of the directory src into the directory
@@ -263,10 +266,10 @@ func (c *copier) copyFile(srcDir *os.File, srcName string, st *unix.Stat_t, dst 
 	defer out.Close()
 	err = c.copyData(out, in)
 	if err == nil {
-		err = c.setAttrs(in, out, st, rel)
+		err = c.setAttrs(in, out, st)
 	}
 	if err == nil {
-		err = setTimes(dst, tmp, st, rel)
+		err = setTimes(dst, tmp, st)
 	}
 	var made unix.Stat_t
 	if err == nil {
@@ -344,10 +347,12 @@ func (c *copier) copySymlink(srcDir *os.File, srcName string, st *unix.Stat_t, d
 		return fmt.Errorf("%s: symlink: %w", rel, err)
 	}
 	if c.archive {
-		err = unix.Fchownat(int(dst.Fd()), tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
+		if err = unix.Fchownat(int(dst.Fd()), tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			err = fmt.Errorf("chown: %w", err)
+		}
 	}
 	if err == nil {
-		err = setTimes(dst, tmp, st, rel)
+		err = setTimes(dst, tmp, st)
 	}
 	if err := place(dst, tmp, name, err); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
@@ -367,13 +372,17 @@ func (c *copier) copyNode(st *unix.Stat_t, dst *os.File, name, rel string) error
 		return fmt.Errorf("%s: mknod: %w", rel, err)
 	}
 	if c.archive {
-		err = unix.Fchownat(int(dst.Fd()), tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
+		if err = unix.Fchownat(int(dst.Fd()), tmp, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			err = fmt.Errorf("chown: %w", err)
+		}
 	}
 	if err == nil {
-		err = chmodNode(dst, tmp, st.Mode&unix.S_IFMT, c.mode(st))
+		if err = chmodNode(dst, tmp, st.Mode&unix.S_IFMT, c.mode(st)); err != nil {
+			err = fmt.Errorf("chmod: %w", err)
+		}
 	}
 	if err == nil {
-		err = setTimes(dst, tmp, st, rel)
+		err = setTimes(dst, tmp, st)
 	}
 	if err := place(dst, tmp, name, err); err != nil {
 		return fmt.Errorf("%s: %w", rel, err)
@@ -426,29 +435,27 @@ func (c *copier) mode(st *unix.Stat_t) uint32 {
 // setAttrs gives the open copy out the owner, mode and extended attributes
 // of the open source in (described by st). Owner first: chown clears setuid
 // bits and file capabilities.
-func (c *copier) setAttrs(in, out *os.File, st *unix.Stat_t, rel string) error {
+func (c *copier) setAttrs(in, out *os.File, st *unix.Stat_t) error {
 	if c.archive {
 		if err := unix.Fchown(int(out.Fd()), int(st.Uid), int(st.Gid)); err != nil {
-			return fmt.Errorf("%s: chown: %w", rel, err)
+			return fmt.Errorf("chown: %w", err)
 		}
 	}
 	if err := unix.Fchmod(int(out.Fd()), c.mode(st)); err != nil {
-		return fmt.Errorf("%s: chmod: %w", rel, err)
+		return fmt.Errorf("chmod: %w", err)
 	}
 	if c.archive {
-		if err := copyXattrs(in, out); err != nil {
-			return fmt.Errorf("%s: %w", rel, err)
-		}
+		return copyXattrs(in, out)
 	}
 	return nil
 }
 
 // setTimes sets the access and modification times of the entry name in
 // dir to those of st, without following a symbolic link.
-func setTimes(dir *os.File, name string, st *unix.Stat_t, rel string) error {
+func setTimes(dir *os.File, name string, st *unix.Stat_t) error {
 	ts := []unix.Timespec{st.Atim, st.Mtim}
 	if err := unix.UtimesNanoAt(int(dir.Fd()), name, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fmt.Errorf("%s: set times: %w", rel, err)
+		return fmt.Errorf("set times: %w", err)
 	}
 	return nil
 }

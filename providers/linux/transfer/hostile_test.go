@@ -125,9 +125,9 @@ func (w world) expand(s string) string {
 	return strings.ReplaceAll(s, "$REL", strings.TrimPrefix(w.outside, "/"))
 }
 
-func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+func isNotExist(err error) bool { return errors.Is(err, ErrNoSource) && errors.Is(err, fs.ErrNotExist) }
 
-func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
+func isNotDir(err error) bool { return errors.Is(err, ErrNoSource) && errors.Is(err, syscall.ENOTDIR) }
 
 // TestHostileCopyOut reads through hostile links and checks that nothing
 // outside the root is read.

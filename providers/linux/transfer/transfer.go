@@ -59,14 +59,18 @@ func CopyOut(ctx context.Context, root, src, dst string) error {
 	return nil
 }
 
+// ErrNoSource reports that the source of CloneDir does not exist or is not
+// a directory.
+var ErrNoSource = errors.New("no directory to copy")
+
 // CloneDir copies the directory src, resolved within root as CopyOut does
 // (its last symbolic link followed within root too), with everything below
 // it, to the new host directory dst, whose parent must exist. Unlike CopyIn
 // and CopyOut it keeps owners, every mode bit, extended attributes, hard
 // links, device nodes and times, like cp -a; it needs root for that. The
-// error wraps fs.ErrNotExist if src does not exist within root and
-// syscall.ENOTDIR if it is not a directory. On error dst may be left
-// half-written: the caller copies to a temporary place and renames it.
+// error wraps ErrNoSource if src does not exist within root or is not a
+// directory. On any other error dst may be left half-written: the caller
+// copies to a temporary place and renames it.
 func CloneDir(ctx context.Context, root, src, dst string) error {
 	if err := cloneDir(ctx, resolver{}, root, src, dst); err != nil {
 		return fmt.Errorf("clone %s to %s: %w", src, dst, err)
@@ -86,6 +90,9 @@ func cloneDir(ctx context.Context, r resolver, root, src, dst string) error {
 	}
 	defer rfd.Close()
 	from, err := r.openSource(rfd, s)
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return fmt.Errorf("%w: %w", ErrNoSource, err)
+	}
 	if err != nil {
 		return err
 	}

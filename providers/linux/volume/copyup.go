@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/berthhq/berth/providers/linux/transfer"
 	"golang.org/x/sys/unix"
@@ -46,7 +44,7 @@ func (s *Store) CopyUp(ctx context.Context, name string, srcRoot, srcPath string
 	}
 	staged := filepath.Join(work.Name(), "data")
 	err = transfer.CloneDir(ctx, srcRoot, srcPath, staged)
-	nothing := errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)
+	nothing := errors.Is(err, transfer.ErrNoSource)
 	if err != nil && !nothing {
 		return false, fmt.Errorf("fill volume %q: %w", name, err)
 	}

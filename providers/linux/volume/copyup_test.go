@@ -367,6 +367,25 @@ func TestCopyUpCrash(t *testing.T) {
 			t.Error("CopyUp after a cancelled one did not copy")
 		}
 	})
+	t.Run("failing copy", func(t *testing.T) {
+		f := newFixture(t)
+		v := f.create(t, "db")
+		// Deeper than transfer copies: the copy fails half way.
+		deep := filepath.Join(f.img, "data", strings.Repeat("d/", 600))
+		must(t, os.MkdirAll(deep, 0o755))
+		if _, err := f.s.CopyUp(context.Background(), "db", f.img, "/data"); err == nil {
+			t.Fatal("CopyUp of a tree too deep succeeded")
+		}
+		if f.decided(t, "db") {
+			t.Error("a failed copy was recorded as decided")
+		}
+		if got := contents(t, v.Path); len(got) != 0 {
+			t.Errorf("a failed copy reached the volume: %v", got)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(f.root, "db")); len(ents) != 2 {
+			t.Errorf("volume directory holds %v after a failed copy", ents)
+		}
+	})
 	t.Run("missing image root", func(t *testing.T) {
 		f := newFixture(t)
 		f.create(t, "db")

@@ -44,7 +44,7 @@ func TestCopyUpKilled(t *testing.T) {
 	base := t.TempDir()
 	img := filepath.Join(base, "image")
 	want := map[string]string{}
-	for i := range 800 {
+	for i := range 600 {
 		rel := fmt.Sprintf("dir%02d/file%04d", i%40, i)
 		c := strings.Repeat(fmt.Sprint(i), 2000)
 		write(t, filepath.Join(img, "data", rel), c)
@@ -75,7 +75,7 @@ func TestCopyUpKilled(t *testing.T) {
 		return 0
 	}()
 	var partialSeen, doneSeen, emptySeen int
-	for i := range 12 {
+	for i := range 8 {
 		store := filepath.Join(base, fmt.Sprint("store", i))
 		s := open(t, store)
 		v, err := s.Create(context.Background(), "db", "o", nil)
