@@ -519,6 +519,23 @@ func (e *Engine) markState(kind string, v cty.Value) cty.Value {
 	return v.MarkWithPaths(pvm)
 }
 
+// ValidateResource asks the provider of r's kind whether v, a decoded
+// configuration of r that may hold unknown values, is acceptable. Problems
+// point at the attributes of r that they concern.
+func (e *Engine) ValidateResource(ctx context.Context, r *spec.Resource, v cty.Value) hcl.Diagnostics {
+	prov, ok := e.opts.Providers[e.provider[r.Addr.Kind]]
+	if !ok {
+		return nil
+	}
+	raw, _ := v.UnmarkDeep()
+	cctx, cancel := e.callCtx(ctx)
+	defer cancel()
+	resp := prov.Validate(cctx, providers.ValidateRequest{Kind: r.Addr.Kind, Config: raw})
+	red := newRedactor()
+	red.addValue(v)
+	return attrDiags(r.Addr.Instance(addr.NoKey), "validate", resp.Diagnostics, r, red)
+}
+
 // planResource plans every instance of one resource. destroy plans the
 // deletion of all of them (destroy mode), and untargeted keeps them as they
 // are.

@@ -119,25 +119,52 @@ func attrDiags(ia addr.Instance, op string, ds providers.Diagnostics, r *spec.Re
 	out := providerDiags(ia.String(), op, ds, red)
 	for i, d := range ds {
 		rng := r.DeclRange
-		if len(d.Path) > 0 {
-			if ga, ok := d.Path[0].(cty.GetAttrStep); ok {
-				if body, ok := r.Body.(*hclsyntax.Body); ok {
-					if a, ok := body.Attributes[ga.Name]; ok {
-						rng = a.Expr.Range()
-					} else {
-						for _, b := range body.Blocks {
-							if b.Type == ga.Name {
-								rng = b.DefRange()
-								break
-							}
-						}
-					}
-				}
-			}
+		if body, ok := r.Body.(*hclsyntax.Body); ok && len(d.Path) > 0 {
+			rng = pathRange(body, d.Path, rng)
 		}
 		out[i].Subject = rng.Ptr()
 	}
 	return out
+}
+
+// pathRange finds the source range of the attribute at path in body,
+// going down nested blocks (mount[1].source); it gives the closest range it
+// finds, or def.
+func pathRange(body *hclsyntax.Body, path cty.Path, def hcl.Range) hcl.Range {
+	ga, ok := path[0].(cty.GetAttrStep)
+	if !ok {
+		return def
+	}
+	if a, ok := body.Attributes[ga.Name]; ok {
+		return a.Expr.Range()
+	}
+	var blocks []*hclsyntax.Block
+	for _, b := range body.Blocks {
+		if b.Type == ga.Name {
+			blocks = append(blocks, b)
+		}
+	}
+	if len(blocks) == 0 {
+		return def
+	}
+	rest := path[1:]
+	blk := blocks[0]
+	if len(rest) > 0 {
+		if ix, ok := rest[0].(cty.IndexStep); ok {
+			rest = rest[1:]
+			if ix.Key.Type() == cty.Number {
+				n, _ := ix.Key.AsBigFloat().Int64()
+				if n < 0 || int(n) >= len(blocks) {
+					return blocks[0].DefRange()
+				}
+				blk = blocks[n]
+			}
+		}
+	}
+	if len(rest) == 0 {
+		return blk.DefRange()
+	}
+	return pathRange(blk.Body, rest, blk.DefRange())
 }
 
 // hashValue returns a hash of an unmarked value, stable across runs.

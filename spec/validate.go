@@ -173,6 +173,17 @@ func (c *Config) CheckBody(r *Resource, k *providers.Kind) hcl.Diagnostics {
 // and unknown attributes, variable values and validations. Values known only
 // after apply are treated as unknown.
 func Validate(cfg *Config, in Inputs, schemas Schemas) (diags hcl.Diagnostics) {
+	return ValidateWith(cfg, in, schemas, nil)
+}
+
+// CheckFunc checks the decoded configuration of a resource's first
+// instance, with unknown values where they depend on what is not known
+// before a plan; providers validate through it.
+type CheckFunc func(r *Resource, v cty.Value) hcl.Diagnostics
+
+// ValidateWith is Validate, and also calls check (when not nil) with each
+// resource's decoded configuration once its body has no errors.
+func ValidateWith(cfg *Config, in Inputs, schemas Schemas, check CheckFunc) (diags hcl.Diagnostics) {
 	in.Partial = true
 	diags = cfg.CheckKinds(schemas)
 	g, ds := cfg.Graph(schemas)
@@ -218,8 +229,11 @@ func Validate(cfg *Config, in Inputs, schemas Schemas) (diags hcl.Diagnostics) {
 			// Decoding the first instance finds the errors of the body;
 			// plan decodes every instance with its own key anyway.
 			if len(insts) > 0 {
-				_, ds := scope.Decode(r, &insts[0], spec, true)
+				v, ds := scope.Decode(r, &insts[0], spec, true)
 				diags = append(diags, ds...)
+				if check != nil && !ds.HasErrors() {
+					diags = append(diags, check(r, v)...)
+				}
 			}
 			unknown := cty.UnknownVal(ty)
 			switch {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/zclconf/go-cty/cty"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,7 +16,6 @@ import (
 	"github.com/berthhq/berth/reconciler/inventory"
 	"github.com/berthhq/berth/spec"
 	"github.com/berthhq/berth/spec/addr"
-	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/hashicorp/hcl/v2/hclwrite"
 )
@@ -39,7 +40,9 @@ func cmdValidate(ctx context.Context, env *cliEnv, args []string) int {
 	defer s.close()
 	cfg, in, diags := s.loadConfig(dir)
 	if !diags.HasErrors() {
-		diags = append(diags, spec.Validate(cfg, in, s.engine.Schemas())...)
+		diags = append(diags, spec.ValidateWith(cfg, in, s.engine.Schemas(), func(r *spec.Resource, v cty.Value) hcl.Diagnostics {
+			return s.engine.ValidateResource(ctx, r, v)
+		})...)
 	}
 	s.diags(diags)
 	if diags.HasErrors() {
