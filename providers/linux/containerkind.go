@@ -540,7 +540,8 @@ func resourcesOf(r obj) (runtime.Resources, error) {
 
 func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value) (resp providers.ReadResponse) {
 	dir := shim.Dir(p.hosts.ContainerDir(id))
-	if _, err := dir.Record(); err != nil {
+	rec, err := dir.Record()
+	if err != nil {
 		resp.State = cty.NullVal(p.types[KindContainer])
 		if !errors.Is(err, os.ErrNotExist) {
 			resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
@@ -552,8 +553,10 @@ func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value
 		return resp
 	}
 	st, _ := dir.State()
-	rst, _ := p.hosts.Runtime.Status(id)
-	running := rst.Running || shim.ShimAlive(st) && (st.Status == shim.StatusRunning || st.Status == shim.StatusStarting || st.Status == shim.StatusRestarting)
+	// The kernel's view, read from the cgroup files: cheap enough for
+	// every container at every plan.
+	probe := runtime.ProbeCgroup(rec.Spec.CgroupParent, id, st.Pid)
+	running := probe.Running || shim.ShimAlive(st) && (st.Status == shim.StatusRunning || st.Status == shim.StatusStarting || st.Status == shim.StatusRestarting)
 	// "unless-stopped" respects `berth stop`: such a stop is not drift.
 	if st.Status == shim.StatusStopped && st.StoppedByUser && (obj{applied}).str("restart") == "unless-stopped" {
 		running = true
@@ -563,10 +566,8 @@ func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value
 		state = "running"
 	}
 	v := with(applied, "state", cty.StringVal(state))
-	if rst.Running {
-		if stats, err := p.hosts.Runtime.Stats(id); err == nil {
-			v = with(v, "resources", liveResources(obj{applied}.block("resources"), stats.Resources, p.types[KindContainer].AttributeType("resources")))
-		}
+	if probe.Running {
+		v = with(v, "resources", liveResources(obj{applied}.block("resources"), probe.Limits, p.types[KindContainer].AttributeType("resources")))
 	}
 	resp.ID, resp.State = id, v
 	return resp
