@@ -220,7 +220,7 @@ func cleanName(n string) string {
 
 // readArchive stages the regular files of a tar stream (plain, gzip or
 // zstd) in dir.
-func readArchive(ctx context.Context, r io.Reader, dir string) (*archive, error) {
+func (s *Store) readArchive(ctx context.Context, r io.Reader, dir string) (*archive, error) {
 	rc, _, err := decompress(r)
 	if err != nil {
 		return nil, err
@@ -240,9 +240,14 @@ func readArchive(ctx context.Context, r io.Reader, dir string) (*archive, error)
 		if p == "" {
 			continue
 		}
+		for k := range h.PAXRecords {
+			if strings.HasPrefix(k, "GNU.sparse.") {
+				return nil, fmt.Errorf("read archive entry %q: sparse files are not supported", h.Name)
+			}
+		}
 		switch h.Typeflag {
 		case tar.TypeReg:
-			st, err := stage(ctx, dir, tr)
+			st, err := s.stage(ctx, dir, tr)
 			if err != nil {
 				return nil, fmt.Errorf("read archive entry %q: %w", h.Name, err)
 			}
@@ -348,7 +353,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Image, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	a, err := readArchive(ctx, r, dir)
+	a, err := s.readArchive(ctx, r, dir)
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
@@ -359,7 +364,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Image, error) {
 	case isOCI:
 		cands, err = a.ociImages(isDocker)
 	case isDocker:
-		cands, err = a.dockerImages(ctx, dir)
+		cands, err = a.dockerImages(ctx, s, dir)
 	default:
 		err = errors.New("the archive is neither an OCI image layout (no index.json) nor a docker save archive (no manifest.json)")
 	}
@@ -572,7 +577,7 @@ func (a *archive) has(p string) bool {
 
 // dockerImages finds the images of a docker save archive and makes an OCI
 // manifest for each (staged in dir), since the archive has none.
-func (a *archive) dockerImages(ctx context.Context, dir string) ([]*candidate, error) {
+func (a *archive) dockerImages(ctx context.Context, s *Store, dir string) ([]*candidate, error) {
 	var entries []dockerEntry
 	if err := a.readJSON("manifest.json", &entries); err != nil {
 		return nil, err
@@ -622,7 +627,7 @@ func (a *archive) dockerImages(ctx context.Context, dir string) ([]*candidate, e
 		if err != nil {
 			return nil, err
 		}
-		if c.manifest, err = stage(ctx, dir, bytes.NewReader(b)); err != nil {
+		if c.manifest, err = s.stage(ctx, dir, bytes.NewReader(b)); err != nil {
 			return nil, err
 		}
 		for _, t := range e.RepoTags {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -302,4 +303,55 @@ func TestLoadRefusesCorruptArchives(t *testing.T) {
 			tmpEmpty(t, dst)
 		})
 	}
+}
+
+// tarBlock returns a ustar header block.
+func tarBlock(name string, typeflag byte, size int) []byte {
+	b := make([]byte, 512)
+	copy(b[0:], name)
+	copy(b[100:], "0000644\x00")
+	copy(b[108:], "0000000\x00")
+	copy(b[116:], "0000000\x00")
+	copy(b[124:], fmt.Sprintf("%011o\x00", size))
+	copy(b[136:], "00000000000\x00")
+	b[156] = typeflag
+	copy(b[257:], "ustar\x0000")
+	copy(b[148:], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+func padBlock(b []byte) []byte {
+	return append(b, make([]byte, (512-len(b)%512)%512)...)
+}
+
+func TestLoadRefusesSparseFiles(t *testing.T) {
+	// A PAX GNU sparse 1.0 entry: a 512-byte sparse map with no data
+	// blocks, 10 MB of holes that a tar reader expands to zeros.
+	var records string
+	for _, kv := range []string{"GNU.sparse.major=1", "GNU.sparse.minor=0", "GNU.sparse.name=blobs/sha256/x", "GNU.sparse.realsize=10485760"} {
+		n := len(kv) + 2
+		n += len(fmt.Sprint(n + len(fmt.Sprint(n))))
+		records += fmt.Sprintf("%d %s\n", n, kv)
+	}
+	var b bytes.Buffer
+	b.Write(tarBlock("PaxHeaders/x", 'x', len(records)))
+	b.Write(padBlock([]byte(records)))
+	b.Write(tarBlock("x", '0', 512))
+	b.Write(padBlock([]byte("0\n")))
+	b.Write(make([]byte, 1024))
+
+	hdr, err := tar.NewReader(bytes.NewReader(b.Bytes())).Next()
+	if err != nil || hdr.Size != 10485760 {
+		t.Fatalf("the test archive is not a sparse file: %+v, %v", hdr, err)
+	}
+	s := openStore(t)
+	if _, err := s.Load(context.Background(), &b); err == nil || !strings.Contains(err.Error(), "sparse files are not supported") {
+		t.Fatalf("Load of a sparse entry: %v", err)
+	}
+	tmpEmpty(t, s)
 }

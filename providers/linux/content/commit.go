@@ -152,7 +152,7 @@ func (s *Store) stageGzip(ctx context.Context, r io.Reader) (staged, string, err
 		err = zw.Close()
 	}
 	if err == nil {
-		err = f.Sync()
+		err = s.fsync(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

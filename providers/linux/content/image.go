@@ -555,7 +555,8 @@ func (s *Store) Remove(digest string) error {
 // Prune removes every image for which keep returns false, with its names,
 // then deletes every blob no remaining image uses and any leftover of an
 // interrupted write. It returns the images removed and the bytes freed.
-// It waits for pulls, loads and leases under way to finish.
+// It waits for pulls, loads and leases under way to finish. keep runs
+// while the store is locked: it may read the store but not change it.
 func (s *Store) Prune(ctx context.Context, keep func(Image) bool) (removed []Image, freed int64, err error) {
 	unlockGC, err := s.lock(ctx, gcLock, true)
 	if err != nil {

@@ -61,7 +61,7 @@ func TestPrune(t *testing.T) {
 	rc.Close()
 
 	// Leftovers of an interrupted write go too.
-	if _, err := stage(ctx, s.tmpDir(), strings.NewReader("leftover")); err != nil {
+	if _, err := s.stage(ctx, s.tmpDir(), strings.NewReader("leftover")); err != nil {
 		t.Fatal(err)
 	}
 	removed, _, err = s.Prune(ctx, func(Image) bool { return false })

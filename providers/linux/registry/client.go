@@ -54,6 +54,8 @@ type Options struct {
 type Client struct {
 	opts         Options
 	dockerConfig string
+	// wrap, when set, wraps every transport (tests count requests).
+	wrap func(http.RoundTripper) http.RoundTripper
 }
 
 // New returns a Client.
@@ -141,9 +143,13 @@ func (c *Client) session(ctx context.Context, op string, ref Reference, epp *End
 		}
 		s.tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	var rt http.RoundTripper = s.tr
+	if c.wrap != nil {
+		rt = c.wrap(rt)
+	}
 	s.opts = []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(&schemeGuard{next: s.tr, insecure: ep.Insecure}),
+		remote.WithTransport(&schemeGuard{next: rt, insecure: ep.Insecure}),
 		remote.WithPlatform(Platform()),
 	}
 	if c.opts.UserAgent != "" {

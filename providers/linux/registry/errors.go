@@ -70,6 +70,8 @@ type Error struct {
 
 	// cause is Err's message with the password masked.
 	cause string
+	// untrusted is set when the registry's certificate was not trusted.
+	untrusted bool
 }
 
 // Error implements error.
@@ -92,6 +94,9 @@ func (e *Error) Error() string {
 	case Unreachable:
 		return prefix + fmt.Sprintf("registry %s is unreachable: %s", e.Registry, e.cause)
 	}
+	if e.untrusted {
+		return prefix + fmt.Sprintf("registry %s presented a certificate that is not trusted; if it is signed by a private CA, set ca_file on the registry (%s)", e.Registry, e.cause)
+	}
 	return prefix + fmt.Sprintf("registry %s%s: %s", e.Registry, as, e.cause)
 }
 
@@ -102,6 +107,13 @@ func (e *Error) Unwrap() error { return e.Err }
 func newError(op string, ref Reference, username, password string, err error) *Error {
 	e := &Error{Kind: classify(err), Op: op, Ref: ref.String(), Registry: ref.Registry(), Username: username, Err: err}
 	e.cause = err.Error()
+	// go-containerregistry tries plain HTTP after HTTPS for local
+	// addresses and joins both errors; berth's refusal of the second adds
+	// nothing when the first says what went wrong.
+	if i := strings.Index(e.cause, `; Get "http://`); i > 0 && strings.Contains(e.cause[i:], "refusing plain HTTP") {
+		e.cause = e.cause[:i]
+	}
+	e.untrusted = isCertificateError(err)
 	if password != "" {
 		e.cause = strings.ReplaceAll(e.cause, password, "********")
 	}
@@ -132,15 +144,15 @@ func classify(err error) Kind {
 		return Other
 	}
 	// Certificate problems are not network problems: keep them Other.
-	var uerr x509.UnknownAuthorityError
-	var herr x509.HostnameError
-	var verr *tls.CertificateVerificationError
-	if errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &verr) {
+	if isCertificateError(err) {
 		return Other
 	}
 	var operr *net.OpError
 	var dnserr *net.DNSError
-	if errors.As(err, &operr) || errors.As(err, &dnserr) ||
+	if errors.As(err, &operr) && operr.Op == "remote error" {
+		return Other // a TLS alert from the server
+	}
+	if operr != nil || errors.As(err, &dnserr) ||
 		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
 		errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, context.DeadlineExceeded) {
 		return Unreachable
@@ -160,4 +172,13 @@ type errPlainHTTPRefused struct {
 
 func (e *errPlainHTTPRefused) Error() string {
 	return fmt.Sprintf("refusing plain HTTP to %s: the registry is not declared insecure", e.host)
+}
+
+// isCertificateError reports whether err is a failed verification of the
+// registry's certificate.
+func isCertificateError(err error) bool {
+	var uerr x509.UnknownAuthorityError
+	var herr x509.HostnameError
+	var verr *tls.CertificateVerificationError
+	return errors.As(err, &uerr) || errors.As(err, &herr) || errors.As(err, &verr)
 }

@@ -182,6 +182,9 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 	})
 	if first {
 		s.ready(readyMsg{Pid: p.Pid})
+		before := vmRSS()
+		trim()
+		s.log.Printf("trimmed resident memory from %s to %s", before, vmRSS())
 	}
 	hctx, hcancel := context.WithCancel(ctx)
 	var hwg sync.WaitGroup
