@@ -93,13 +93,12 @@ func (p *Provider) planImage(ctx context.Context, prior, cfg cty.Value) (resp pr
 		resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("ref"), "%s", err)
 		return resp
 	}
+	// A digest in the reference may name an index: what the store and the
+	// registry give for it is the image of this host's platform.
 	name := ref.String()
-	if d := ref.Digest(); d != "" {
-		return known(name, d)
-	}
 	local, lerr := p.hosts.Content.Image(name)
 	haveLocal := lerr == nil
-	if haveLocal && pull == "missing" {
+	if haveLocal && (pull == "missing" || ref.Digest() != "") {
 		return known(name, local.Digest)
 	}
 	if o.str("archive") != "" {
