@@ -304,8 +304,8 @@ func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id
 }
 
 // setRunning starts or stops the container of dir. A container still
-// running without its shim (the shim was killed) is started afresh under
-// a new one.
+// running without its shim (the shim was killed) is adopted by a new one,
+// without a restart.
 func (p *Provider) setRunning(ctx context.Context, dir shim.Dir, rec *shim.Record, run bool) error {
 	if !run {
 		return p.hosts.Stop(ctx, rec, false)
@@ -556,13 +556,19 @@ func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value
 	// The kernel's view, read from the cgroup files: cheap enough for
 	// every container at every plan.
 	probe := runtime.ProbeCgroup(rec.Spec.CgroupParent, id, st.Pid)
-	running := probe.Running || shim.ShimAlive(st) && (st.Status == shim.StatusRunning || st.Status == shim.StatusStarting || st.Status == shim.StatusRestarting)
+	alive := shim.ShimAlive(st)
+	running := probe.Running || alive && (st.Status == shim.StatusRunning || st.Status == shim.StatusStarting || st.Status == shim.StatusRestarting)
 	// "unless-stopped" respects `berth stop`: such a stop is not drift.
 	if st.Status == shim.StatusStopped && st.StoppedByUser && (obj{applied}).str("restart") == "unless-stopped" {
 		running = true
 	}
 	state := "stopped"
-	if running {
+	switch {
+	case probe.Running && !alive:
+		// Its shim died: nothing records its exit or restarts it. Apply
+		// gives it a new shim, which adopts it without a restart.
+		state = "unsupervised"
+	case running:
 		state = "running"
 	}
 	v := with(applied, "state", cty.StringVal(state))

@@ -104,15 +104,15 @@ func (h *Host) Stop(ctx context.Context, r *shim.Record, byUser bool) error {
 	return h.Runtime.Destroy(r.ID)
 }
 
-// Start starts a stopped container under a new shim, run as exe args.
+// Start starts a stopped container under a new shim, run as exe args, or
+// gives a running container whose shim died a new shim.
 func (h *Host) Start(ctx context.Context, r *shim.Record, exe string, args []string) error {
 	d := shim.Dir(h.ContainerDir(r.ID))
 	if st, _ := d.State(); shim.ShimAlive(st) {
 		return nil
 	}
-	if err := h.Runtime.Destroy(r.ID); err != nil {
-		return err
-	}
+	// A container still running without its shim is adopted by the new
+	// one; any other leftover is cleared by the new shim's start.
 	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	if _, err := shim.Launch(lctx, d, exe, args); err != nil {

@@ -69,6 +69,9 @@ func (p *Process) Wait() (int, error) {
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.p.Signal(sig) }
 
+// PID returns the host PID of the process.
+func (p *Process) PID() int { return p.Pid }
+
 func exitCode(st *os.ProcessState) int {
 	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal())

@@ -52,7 +52,6 @@ type shim struct {
 	mu    sync.Mutex
 	wmu   sync.Mutex // serialises writes of the state file
 	state State
-	cur   *runtime.Process
 }
 
 // Run is the shim: it starts the container of dir, writes its logs, waits
@@ -109,9 +108,16 @@ func (s *shim) run(ctx context.Context) error {
 
 	backoff := minBackoff
 	first := true
+	adopt := s.adoptable(prev)
 	for {
 		started := time.Now()
-		code, err := s.once(ctx, logs, first, stop)
+		var code int
+		if adopt > 0 {
+			code, err = s.adopt(ctx, logs, adopt, prev.StartedAt, stop)
+			adopt = 0
+		} else {
+			code, err = s.once(ctx, logs, first, stop)
+		}
 		first = false
 		if errors.Is(err, errStopped) {
 			return nil
@@ -160,8 +166,7 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 		s.fail(err)
 		return -1, err
 	}
-	stdout, stderr := logs.stream("stdout"), logs.stream("stderr")
-	p, err := s.rt.Start(s.rec.Spec, runtime.Stdio{Stdout: stdout, Stderr: stderr})
+	out, err := openOutput(s.dir, logs, true)
 	if err != nil {
 		s.fail(err)
 		if first {
@@ -169,19 +174,42 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 		}
 		return -1, err
 	}
-	now := time.Now().UTC()
-	s.mu.Lock()
-	s.cur = p
-	s.mu.Unlock()
+	p, err := s.rt.Start(s.rec.Spec, runtime.Stdio{Stdout: out.Stdout, Stderr: out.Stderr})
+	out.closeWriters()
+	if err != nil {
+		out.drain()
+		s.fail(err)
+		if first {
+			s.ready(readyMsg{Error: err.Error()})
+		}
+		return -1, err
+	}
+	return s.supervise(ctx, p, out, first, time.Now().UTC(), stop)
+}
+
+// proc is a container's first process: started by this shim, or adopted
+// from a shim that died.
+type proc interface {
+	Wait() (int, error)
+	Signal(os.Signal) error
+}
+
+// supervise records that p runs, runs the healthcheck, waits for p to exit
+// (stopping it when asked) and records the exit.
+func (s *shim) supervise(ctx context.Context, p proc, out *output, first bool, started time.Time, stop <-chan os.Signal) (int, error) {
+	pid := 0
+	if pp, ok := p.(interface{ PID() int }); ok {
+		pid = pp.PID()
+	}
 	s.update(func(st *State) {
-		st.Status, st.Pid, st.StartedAt, st.Error = StatusRunning, p.Pid, now, ""
+		st.Status, st.Pid, st.StartedAt, st.Error = StatusRunning, pid, started, ""
 		st.FinishedAt = time.Time{}
 		if s.rec.Health != nil {
 			st.Health, st.FailingStreak, st.HealthLog = "starting", 0, ""
 		}
 	})
 	if first {
-		s.ready(readyMsg{Pid: p.Pid})
+		s.ready(readyMsg{Pid: pid})
 		before := vmRSS()
 		trim()
 		s.log.Printf("trimmed resident memory from %s to %s", before, vmRSS())
@@ -192,7 +220,7 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 		hwg.Add(1)
 		go func() {
 			defer hwg.Done()
-			s.healthLoop(hctx, now)
+			s.healthLoop(hctx, started)
 		}()
 	}
 	exited := make(chan int, 1)
@@ -215,19 +243,19 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 	}
 	hcancel()
 	hwg.Wait()
-	stdout.Close()
-	stderr.Close()
+	out.drain()
 	if err := s.rt.Destroy(s.rec.ID); err != nil {
 		s.log.Printf("cleanup: %v", err)
 	}
 	finished := time.Now().UTC()
-	s.mu.Lock()
-	s.cur = nil
-	s.mu.Unlock()
 	s.log.Printf("container exited with code %d", code)
 	s.update(func(st *State) {
-		c := code
-		st.ExitCode, st.FinishedAt, st.Pid = &c, finished, 0
+		st.FinishedAt, st.Pid = finished, 0
+		st.ExitCode = nil
+		if code >= 0 {
+			c := code
+			st.ExitCode = &c
+		}
 	})
 	if stopping {
 		s.stopped()
@@ -238,7 +266,7 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 
 // terminate sends the stop signal, then SIGKILL to every process of the
 // container after the stop timeout.
-func (s *shim) terminate(p *runtime.Process) {
+func (s *shim) terminate(p proc) {
 	sig, err := signalNumber(s.rec.StopSignal)
 	if err != nil {
 		sig = unix.SIGTERM

@@ -309,3 +309,59 @@ func TestLogRotation(t *testing.T) {
 		t.Errorf("tail 2 = %q", tail)
 	}
 }
+
+// A shim killed with SIGKILL leaves its container running, and writing
+// its output does not kill it (no SIGPIPE); a new shim adopts it without a
+// restart, keeps its log and can stop it.
+func TestShimKilledContainerAdopted(t *testing.T) {
+	f := newFixture(t, []string{"sh", "-c", "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.05; done"}, func(r *Record) {
+		r.Restart = Restart{Policy: "always"}
+		r.StopTimeout = 500 * time.Millisecond
+	})
+	pid, err := f.launch(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := f.waitState(t, "running", func(s State) bool { return s.Status == StatusRunning })
+	Kill(f.dir)
+	deadline := time.Now().Add(10 * time.Second)
+	for ShimAlive(st) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The container outlives its shim while it goes on writing.
+	time.Sleep(500 * time.Millisecond)
+	if rs, err := f.rt.Status(f.id); err != nil || !rs.Running || rs.Pid != pid {
+		t.Fatalf("after the shim was killed: %+v, %v; want pid %d running", rs, err, pid)
+	}
+	before := strings.Count(f.dir.LastLines(1000), "tick")
+	again, err := f.launch(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != pid {
+		t.Errorf("the new shim reports pid %d, want the adopted %d", again, pid)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if after := strings.Count(f.dir.LastLines(1000), "tick"); after <= before {
+		t.Errorf("the log did not grow after the adoption: %d then %d lines", before, after)
+	}
+	st2, _ := f.dir.State()
+	if st2.Restarts != st.Restarts || st2.Pid != pid {
+		t.Errorf("state after adoption %+v, want pid %d and no restart", st2, pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := Stop(ctx, f.dir, false); err != nil {
+		t.Fatal(err)
+	}
+	// The adopted process is not the shim's child: it is reaped by the
+	// host's init, so it may linger as a zombie, but it does not run.
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		if f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:])); len(f) > 0 && f[0] != "Z" && f[0] != "X" {
+			t.Errorf("the adopted container %d is still in state %s after a stop", pid, f[0])
+		}
+	}
+	if st3, _ := f.dir.State(); st3.Status != StatusStopped {
+		t.Errorf("status after stop %q", st3.Status)
+	}
+}
