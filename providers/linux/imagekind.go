@@ -124,6 +124,17 @@ func (p *Provider) planImage(ctx context.Context, prior, cfg cty.Value) (resp pr
 		// The registry resource is not applied yet: its credentials
 		// come with this apply.
 		return unknown()
+	case o.str("registry") != "" && !isNotFound(err):
+		// The registry resource may be changing in this same apply (a
+		// new password, a ca_file): the image is resolved after it,
+		// with its new settings. Nothing uses the image yet (it is not
+		// in the store), so nothing is replaced for it.
+		resp.Diagnostics = append(resp.Diagnostics, providers.Diagnostic{
+			Severity: providers.Warning,
+			Summary:  fmt.Sprintf("cannot resolve %s with the registry's current settings; it is resolved again at apply, after the registry resource", name),
+			Detail:   err.Error(),
+		})
+		return unknown()
 	}
 	resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("ref"), "image %s: %s", name, err)
 	return resp
@@ -218,6 +229,13 @@ func (p *Provider) loadArchive(ctx context.Context, path, name string) (content.
 		return imgs[0], nil
 	}
 	return content.Image{}, fmt.Errorf("image archive %s holds %d images and none is named %q", path, len(imgs), name)
+}
+
+// isNotFound reports whether a registry error says the image does not
+// exist.
+func isNotFound(err error) bool {
+	var re *registry.Error
+	return errors.As(err, &re) && re.Kind == registry.NotFound
 }
 
 // digestOf returns the digest part of an image ID "name@sha256:...".
