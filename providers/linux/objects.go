@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
 )
@@ -47,7 +48,7 @@ func (o objects) put(token string, s stored) error {
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return fmt.Errorf("remember object: %w", err)
 	}
-	return writeJSONFile(p, s)
+	return jsonfile.Write(p, s)
 }
 
 // get returns the object of token, or nil.
@@ -57,7 +58,7 @@ func (o objects) get(token string) (*stored, error) {
 		return nil, err
 	}
 	var s stored
-	if err := readJSONFile(p, &s); err != nil {
+	if err := jsonfile.Read(p, &s); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, nil
 		}
@@ -94,7 +95,7 @@ func (o objects) all() (map[string]*stored, error) {
 			continue
 		}
 		var s stored
-		if readJSONFile(filepath.Join(o.dir, name), &s) == nil {
+		if jsonfile.Read(filepath.Join(o.dir, name), &s) == nil {
 			out[name[:len(name)-5]] = &s
 		}
 	}
@@ -113,46 +114,4 @@ func decodeValue(b json.RawMessage, ty cty.Type) (cty.Value, error) {
 		return cty.NullVal(ty), nil
 	}
 	return ctyjson.Unmarshal(b, ty)
-}
-
-func readJSONFile(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeJSONFile replaces path atomically and durably, mode 0600.
-func writeJSONFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }

@@ -132,6 +132,16 @@ func (p *Provider) conform(kind string, v cty.Value) (cty.Value, providers.Diagn
 	return c, nil
 }
 
+// conformPair conforms two values of one kind.
+func (p *Provider) conformPair(kind string, a, b cty.Value) (cty.Value, cty.Value, providers.Diagnostics) {
+	ca, diags := p.conform(kind, a)
+	if diags.HasErrors() {
+		return ca, cty.NilVal, diags
+	}
+	cb, diags := p.conform(kind, b)
+	return ca, cb, diags
+}
+
 func recovered(diags *providers.Diagnostics) {
 	if r := recover(); r != nil {
 		buf := make([]byte, 4096)
@@ -211,12 +221,7 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (resp pr
 // Plan implements providers.Provider.
 func (p *Provider) Plan(ctx context.Context, req providers.PlanRequest) (resp providers.PlanResponse) {
 	defer recovered(&resp.Diagnostics)
-	cfg, diags := p.conform(req.Kind, req.Config)
-	if diags.HasErrors() {
-		resp.Diagnostics = diags
-		return resp
-	}
-	prior, diags := p.conform(req.Kind, req.Prior)
+	cfg, prior, diags := p.conformPair(req.Kind, req.Config, req.Prior)
 	if diags.HasErrors() {
 		resp.Diagnostics = diags
 		return resp
@@ -237,12 +242,7 @@ func (p *Provider) Plan(ctx context.Context, req providers.PlanRequest) (resp pr
 // Apply implements providers.Provider.
 func (p *Provider) Apply(ctx context.Context, req providers.ApplyRequest) (resp providers.ApplyResponse) {
 	defer recovered(&resp.Diagnostics)
-	planned, diags := p.conform(req.Kind, req.Planned)
-	if diags.HasErrors() {
-		resp.Diagnostics = diags
-		return resp
-	}
-	prior, diags := p.conform(req.Kind, req.Prior)
+	planned, prior, diags := p.conformPair(req.Kind, req.Planned, req.Prior)
 	if diags.HasErrors() {
 		resp.Diagnostics = diags
 		return resp

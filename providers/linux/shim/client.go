@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"golang.org/x/sys/unix"
 )
 
@@ -126,7 +127,7 @@ func Stop(ctx context.Context, d Dir, byUser bool) error {
 	if !ShimAlive(st) {
 		return nil
 	}
-	if err := writeJSON(filepath.Join(string(d), stopFile), stopRequest{ByUser: byUser}); err != nil {
+	if err := jsonfile.Write(filepath.Join(string(d), stopFile), stopRequest{ByUser: byUser}); err != nil {
 		return err
 	}
 	if err := syscall.Kill(st.ShimPid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {

@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"github.com/berthhq/berth/providers/linux/runtime"
 	"golang.org/x/sys/unix"
 )
@@ -115,7 +115,7 @@ type Dir string
 // Record reads the container's record.
 func (d Dir) Record() (*Record, error) {
 	var r Record
-	if err := readJSON(filepath.Join(string(d), recordFile), &r); err != nil {
+	if err := jsonfile.Read(filepath.Join(string(d), recordFile), &r); err != nil {
 		return nil, err
 	}
 	return &r, nil
@@ -126,14 +126,14 @@ func (d Dir) WriteRecord(r *Record) error {
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return fmt.Errorf("container directory: %w", err)
 	}
-	return writeJSON(filepath.Join(string(d), recordFile), r)
+	return jsonfile.Write(filepath.Join(string(d), recordFile), r)
 }
 
 // State reads what the shim last reported; a container never started has
 // an empty State and no error.
 func (d Dir) State() (State, error) {
 	var s State
-	err := readJSON(filepath.Join(string(d), stateFile), &s)
+	err := jsonfile.Read(filepath.Join(string(d), stateFile), &s)
 	if errors.Is(err, os.ErrNotExist) {
 		return State{}, nil
 	}
@@ -141,7 +141,7 @@ func (d Dir) State() (State, error) {
 }
 
 func (d Dir) writeState(s State) error {
-	return writeJSON(filepath.Join(string(d), stateFile), s)
+	return jsonfile.Write(filepath.Join(string(d), stateFile), s)
 }
 
 // LogPath is the current log file of the container; older ones have the
@@ -183,49 +183,6 @@ func processStart(pid int) (uint64, error) {
 		return 0, fmt.Errorf("process %d has exited", pid)
 	}
 	return strconv.ParseUint(f[19], 10, 64)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeJSON replaces path atomically and durably.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, err = f.Write(append(b, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if dir, err := os.Open(filepath.Dir(path)); err == nil {
-		_ = dir.Sync()
-		_ = dir.Close()
-	}
-	return nil
 }
 
 // signalNumber parses a signal name such as "SIGTERM", "TERM" or "15".

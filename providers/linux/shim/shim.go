@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"github.com/berthhq/berth/providers/linux/runtime"
 	"golang.org/x/sys/unix"
 )
@@ -284,7 +285,7 @@ func (s *shim) terminate(p proc) {
 // stopped records that a client stopped the container.
 func (s *shim) stopped() {
 	var req stopRequest
-	_ = readJSON(filepath.Join(string(s.dir), stopFile), &req)
+	_ = jsonfile.Read(filepath.Join(string(s.dir), stopFile), &req)
 	s.update(func(st *State) {
 		st.Status = StatusStopped
 		st.StoppedByUser = req.ByUser
