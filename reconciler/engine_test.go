@@ -3,12 +3,13 @@ package reconciler
 import (
 	"context"
 	"fmt"
-	"github.com/google/go-cmp/cmp"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/berthhq/berth/providers"
 	"github.com/berthhq/berth/reconciler/inventory"
