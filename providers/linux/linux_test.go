@@ -160,3 +160,44 @@ func TestConformance(t *testing.T) {
 	}
 	providertest.Run(t, func(t *testing.T) providers.Provider { return f.p }, cases)
 }
+
+// A volume resource whose name another one took never claims that volume:
+// its create fails, it reads as absent, and deleting it leaves the other
+// volume and its data alone.
+func TestVolumeOfAnotherOwnerIsNeverClaimed(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	cfg := f.config(KindVolume, map[string]cty.Value{"name": cty.StringVal("data")})
+	a := providers.Owner{Address: "volume.a", Token: "tok-a"}
+	b := providers.Owner{Address: "volume.b", Token: "tok-b"}
+	plan := f.p.Plan(ctx, providers.PlanRequest{Kind: KindVolume, Prior: cty.NullVal(f.p.types[KindVolume]), Config: cfg})
+	ra := f.p.Apply(ctx, providers.ApplyRequest{Kind: KindVolume, Owner: a, Prior: cty.NullVal(f.p.types[KindVolume]), Planned: plan.Planned, Config: cfg})
+	if ra.Diagnostics.HasErrors() {
+		t.Fatal(ra.Diagnostics.Err())
+	}
+	keep := filepath.Join(ra.State.GetAttr("path").AsString(), "keep")
+	if err := os.WriteFile(keep, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rb := f.p.Apply(ctx, providers.ApplyRequest{Kind: KindVolume, Owner: b, Prior: cty.NullVal(f.p.types[KindVolume]), Planned: plan.Planned, Config: cfg})
+	if !rb.Diagnostics.HasErrors() {
+		t.Fatal("a second volume with the same name was created")
+	}
+	for _, id := range []string{"", "data"} {
+		if r := f.p.Read(ctx, providers.ReadRequest{Kind: KindVolume, ID: id, Owner: b}); !r.State.IsNull() {
+			t.Errorf("Read(id %q) of the failed volume found %#v", id, r.State)
+		}
+	}
+	if d := f.p.Delete(ctx, providers.DeleteRequest{Kind: KindVolume, ID: "data", Owner: b}); d.Diagnostics.HasErrors() {
+		t.Fatal(d.Diagnostics.Err())
+	}
+	if b, err := os.ReadFile(keep); err != nil || string(b) != "precious" {
+		t.Errorf("the other volume's data after the delete: %q, %v", b, err)
+	}
+	if r := f.p.Read(ctx, providers.ReadRequest{Kind: KindVolume, ID: "data", Owner: a}); r.State.IsNull() {
+		t.Error("the first volume reads as gone")
+	}
+	if d := f.p.Delete(ctx, providers.DeleteRequest{Kind: KindVolume, ID: "data", Owner: a}); d.Diagnostics.HasErrors() {
+		t.Fatal(d.Diagnostics.Err())
+	}
+}

@@ -187,10 +187,6 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (resp pr
 		return resp
 	}
 	if st == nil || st.Kind != req.Kind || (req.ID != "" && st.ID != "" && st.ID != req.ID) {
-		if req.ID != "" && req.Kind == KindVolume {
-			// An imported volume has no record yet.
-			return p.readVolume(ctx, req.ID, cty.NullVal(ty))
-		}
 		return resp
 	}
 	applied, err := decodeValue(st.Value, ty)
@@ -198,8 +194,12 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (resp pr
 		applied = cty.NullVal(ty)
 	}
 	id := st.ID
-	if id == "" {
-		id = req.ID
+	if id == "" && req.Kind == KindVolume && !applied.IsNull() {
+		// A create interrupted before the ID was recorded: the volume, if
+		// it was made, carries this token as its owner.
+		if n := applied.GetAttr("name"); n.IsKnown() && !n.IsNull() {
+			id = n.AsString()
+		}
 	}
 	if id == "" {
 		// The create was interrupted before the object existed.
@@ -211,7 +211,7 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (resp pr
 	case KindImage:
 		return p.readImage(id, applied)
 	case KindVolume:
-		return p.readVolume(ctx, id, applied)
+		return p.readVolume(ctx, id, req.Owner.Token, applied)
 	case KindContainer:
 		return p.readContainer(ctx, id, applied)
 	}
@@ -274,7 +274,7 @@ func (p *Provider) Delete(ctx context.Context, req providers.DeleteRequest) (res
 	case KindImage:
 		err = p.deleteImage(ctx, req.ID, req.Prior)
 	case KindVolume:
-		err = p.deleteVolume(ctx, req.ID)
+		err = p.deleteVolume(ctx, req.ID, req.Owner.Token)
 	case KindContainer:
 		err = p.deleteContainer(ctx, req.ID)
 	}
@@ -289,19 +289,24 @@ func (p *Provider) Delete(ctx context.Context, req providers.DeleteRequest) (res
 }
 
 // Import implements providers.Provider: a volume that berth did not create
-// can be adopted.
+// can be adopted. The volume then belongs to the importing object alone:
+// an object that owned it before no longer deletes it.
 func (p *Provider) Import(ctx context.Context, req providers.ImportRequest) (resp providers.ImportResponse) {
 	defer recovered(&resp.Diagnostics)
 	if req.Kind != KindVolume {
 		resp.Diagnostics = providers.Errorf("the linux provider cannot import a %s; only volumes can be imported", req.Kind)
 		return resp
 	}
-	r := p.readVolume(ctx, req.ID, cty.NullVal(p.types[KindVolume]))
+	r := p.readVolume(ctx, req.ID, "", cty.NullVal(p.types[KindVolume]))
 	if r.Diagnostics.HasErrors() || r.State.IsNull() {
 		resp.Diagnostics = append(r.Diagnostics, providers.Errorf("there is no volume %q", req.ID)...)
 		return resp
 	}
 	if err := p.objs.put(req.Owner.Token, stored{Kind: KindVolume, ID: req.ID, Address: req.Owner.Address}); err != nil {
+		resp.Diagnostics = providers.Errorf("import %s: %s", req.Owner.Address, err)
+		return resp
+	}
+	if err := p.hosts.Volumes.SetOwner(req.ID, req.Owner.Token); err != nil {
 		resp.Diagnostics = providers.Errorf("import %s: %s", req.Owner.Address, err)
 		return resp
 	}

@@ -94,8 +94,9 @@ func (p *Provider) applyVolume(ctx context.Context, owner providers.Owner, id st
 	}
 	planned = with(planned, "name", cty.StringVal(name))
 	planned = with(planned, "id", cty.StringVal(name))
-	// Remember first: an interrupted create is found again by its token.
-	if err := p.remember(owner, KindVolume, name, planned); err != nil {
+	// Remember first, without an ID: an interrupted create is found again
+	// by its token, and a failed one never claims a volume of another.
+	if err := p.remember(owner, KindVolume, "", planned); err != nil {
 		resp.Diagnostics = providers.Errorf("volume %s: %s", name, err)
 		return resp
 	}
@@ -113,14 +114,19 @@ func (p *Provider) applyVolume(ctx context.Context, owner providers.Owner, id st
 	return resp
 }
 
-func (p *Provider) readVolume(_ context.Context, id string, applied cty.Value) (resp providers.ReadResponse) {
+func (p *Provider) readVolume(_ context.Context, id, token string, applied cty.Value) (resp providers.ReadResponse) {
+	resp.State = cty.NullVal(p.types[KindVolume])
 	v, err := p.hosts.Volumes.Get(id)
 	if errors.Is(err, volume.ErrNotFound) {
-		resp.State = cty.NullVal(p.types[KindVolume])
 		return resp
 	}
 	if err != nil {
 		resp.Diagnostics = providers.Errorf("volume %s: %s", id, err)
+		return resp
+	}
+	if token != "" && v.Owner != token {
+		// Another object's volume (or one berth did not make): never
+		// this object's, whatever its records say.
 		return resp
 	}
 	state := applied
@@ -142,8 +148,20 @@ func (p *Provider) readVolume(_ context.Context, id string, applied cty.Value) (
 	return resp
 }
 
-func (p *Provider) deleteVolume(ctx context.Context, id string) error {
+// deleteVolume removes the volume id if token owns it; another owner's
+// volume is left alone.
+func (p *Provider) deleteVolume(ctx context.Context, id, token string) error {
 	if id == "" {
+		return nil
+	}
+	v, err := p.hosts.Volumes.Get(id)
+	if errors.Is(err, volume.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if v.Owner != token {
 		return nil
 	}
 	return p.hosts.Volumes.Remove(ctx, id)

@@ -225,6 +225,25 @@ func (s *Store) Create(ctx context.Context, name, owner string, labels map[strin
 	return m.volume(dir), nil
 }
 
+// SetOwner gives the volume name a new owner: `berth import` adopts a
+// volume that berth did not create, or that another object made.
+func (s *Store) SetOwner(name, owner string) error {
+	unlock, err := s.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	m, err := s.read(name)
+	if err != nil {
+		return err
+	}
+	m.Owner = owner
+	if err := writeMeta(s.dir(name), m); err != nil {
+		return fmt.Errorf("volume %q: %w", name, err)
+	}
+	return nil
+}
+
 // Get returns the volume name; the error wraps ErrNotFound if there is none.
 func (s *Store) Get(name string) (Volume, error) {
 	m, err := s.read(name)
