@@ -19,8 +19,15 @@ func validateImage(o obj) providers.Diagnostics {
 		diags = append(diags, providers.Errorf("an image needs ref (to pull it) or archive (to load it)")...)
 	}
 	if r := o.str("ref"); r != "" {
-		if _, err := registry.ParseReference(r); err != nil {
+		ref, err := registry.ParseReference(r)
+		switch {
+		case err != nil:
 			diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("ref"), "%s", err)...)
+		case o.str("registry") != "" && ref.Registry() != o.str("registry"):
+			// The registry's credentials must never go to another host.
+			diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("registry"),
+				"the image %q is on %s, not on the registry %s: write the ref as \"%s/%s\", or drop registry",
+				r, ref.Registry(), o.str("registry"), o.str("registry"), ref.Repository())...)
 		}
 	}
 	switch o.str("pull") {
@@ -52,12 +59,8 @@ func imageName(o obj) string {
 
 // endpointFor returns the registry settings for ref: the registry resource
 // the image names, else one declared for the ref's host.
-func (p *Provider) endpointFor(o obj, ref registry.Reference) *registry.Endpoint {
-	if a := o.str("registry"); a != "" {
-		if ep := p.endpoint(a); ep != nil {
-			return ep
-		}
-	}
+// Only a registry whose address is the ref's host is ever used.
+func (p *Provider) endpointFor(_ obj, ref registry.Reference) *registry.Endpoint {
 	return p.endpoint(ref.Registry())
 }
 

@@ -90,15 +90,15 @@ func Launch(ctx context.Context, d Dir, exe string, args []string) (int, error) 
 	}
 }
 
-// shimEnv is the environment of a shim: the launcher's, without the
-// variables that would make it something else.
+// shimEnv is the environment of a shim: only what it needs. The
+// launcher's environment may hold secrets (BERTH_VAR_*) that must not live
+// on in a process that runs for as long as its container.
 func shimEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "_LIBCONTAINER_") || strings.HasPrefix(kv, "PLUGIN_") || strings.HasPrefix(kv, "BERTH_PLUGIN") {
-			continue
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	for _, k := range []string{"LANG", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
 		}
-		env = append(env, kv)
 	}
 	return env
 }

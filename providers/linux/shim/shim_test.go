@@ -17,9 +17,9 @@ func TestMain(m *testing.M) {
 	if runtime.IsInit() {
 		runtime.Init()
 	}
-	if dir := os.Getenv("BERTH_TEST_SHIM"); dir != "" {
+	if len(os.Args) == 3 && os.Args[1] == "__shim" {
 		ready := os.NewFile(3, "ready")
-		if err := Run(context.Background(), Dir(dir), Options{Ready: ready}); err != nil {
+		if err := Run(context.Background(), Dir(os.Args[2]), Options{Ready: ready}); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)
@@ -115,10 +115,9 @@ func (f *fixture) launch(t *testing.T) (int, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("BERTH_TEST_SHIM", string(f.dir))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return Launch(ctx, f.dir, exe, []string{"-test.run=^$"})
+	return Launch(ctx, f.dir, exe, []string{"__shim", string(f.dir)})
 }
 
 // waitState polls the state until cond holds.
@@ -267,6 +266,15 @@ func TestHealthcheck(t *testing.T) {
 				t.Errorf("health log = %q", st.HealthLog)
 			}
 		})
+	}
+}
+
+func TestShimEnvironmentHoldsNoSecrets(t *testing.T) {
+	t.Setenv("BERTH_VAR_registry_password", "hunter2")
+	for _, kv := range shimEnv() {
+		if strings.Contains(kv, "hunter2") || strings.HasPrefix(kv, "BERTH_") {
+			t.Errorf("the shim would inherit %q", kv)
+		}
 	}
 }
 
