@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -115,7 +116,7 @@ func (h *Host) Start(ctx context.Context, r *shim.Record, exe string, args []str
 	// one; any other leftover is cleared by the new shim's start.
 	lctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	if _, err := shim.Launch(lctx, d, exe, args); err != nil {
+	if _, err := shim.Launch(lctx, d, exe, args); err != nil && !errors.Is(err, shim.ErrSupervised) {
 		msg := err.Error()
 		if tail := strings.TrimSpace(d.LastLines(10)); tail != "" {
 			msg += "\nlast log lines:\n" + tail

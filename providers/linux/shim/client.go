@@ -25,7 +25,7 @@ import (
 // returns its PID, or the error that stopped it.
 func Launch(ctx context.Context, d Dir, exe string, args []string) (int, error) {
 	if st, err := d.State(); err == nil && ShimAlive(st) {
-		return 0, fmt.Errorf("container %s already has a running shim (pid %d)", filepath.Base(string(d)), st.ShimPid)
+		return 0, ErrSupervised
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -79,6 +79,9 @@ func Launch(ctx context.Context, d Dir, exe string, args []string) (int, error) 
 	case res := <-got:
 		if res.err != nil {
 			return 0, fmt.Errorf("%w%s", res.err, shimLogTail(d))
+		}
+		if res.msg.Supervised {
+			return 0, ErrSupervised
 		}
 		if res.msg.Error != "" {
 			return 0, errors.New(res.msg.Error)

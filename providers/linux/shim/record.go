@@ -19,6 +19,7 @@ const (
 	recordFile = "container.json"
 	stateFile  = "state.json"
 	stopFile   = "stop.json"
+	lockFile   = "shim.lock"
 	shimLog    = "shim.log"
 	logDir     = "logs"
 )

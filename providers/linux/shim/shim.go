@@ -32,7 +32,17 @@ type Options struct {
 type readyMsg struct {
 	Pid   int    `json:"pid,omitempty"`
 	Error string `json:"error,omitempty"`
+	// Supervised tells that another shim supervises the container.
+	Supervised bool `json:"supervised,omitempty"`
 }
+
+// errSupervised is the answer of a shim started for a container that
+// another shim supervises.
+var errSupervised = errors.New("another shim supervises this container")
+
+// ErrSupervised is returned by Launch when another shim supervises the
+// container already.
+var ErrSupervised = errSupervised
 
 // Backoff bounds of restarts: the delay starts at minBackoff and doubles
 // up to maxBackoff; a run longer than resetAfter starts over.
@@ -79,6 +89,18 @@ func (s *shim) run(ctx context.Context) error {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		s.log.Printf("subreaper: %v", err)
 	}
+	// One shim per container, for the shim's whole life: a second one
+	// (two starts racing) goes away before it touches anything.
+	lock, err := os.OpenFile(filepath.Join(string(s.dir), lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		s.ready(readyMsg{Error: err.Error()})
+		return err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		s.ready(readyMsg{Error: errSupervised.Error(), Supervised: true})
+		return errSupervised
+	}
 	rec, err := s.dir.Record()
 	if err != nil {
 		s.ready(readyMsg{Error: err.Error()})
@@ -92,7 +114,14 @@ func (s *shim) run(ctx context.Context) error {
 		s.ready(readyMsg{Error: err.Error()})
 		return err
 	}
-	s.state = State{ShimPid: os.Getpid(), ShimStart: start, Status: StatusStarting, Restarts: prev.Restarts, ExitCode: prev.ExitCode}
+	adopt := s.adoptable(prev)
+	// The count of restarts goes on only for a container adopted while it
+	// runs; a start by hand or by apply begins afresh, as with Docker.
+	restarts, prevPid := 0, 0
+	if adopt > 0 {
+		restarts, prevPid = prev.Restarts, prev.Pid
+	}
+	s.state = State{ShimPid: os.Getpid(), ShimStart: start, Status: StatusStarting, Restarts: restarts, ExitCode: prev.ExitCode, Pid: prevPid}
 	_ = os.Remove(filepath.Join(string(s.dir), stopFile))
 	s.save()
 
@@ -109,10 +138,10 @@ func (s *shim) run(ctx context.Context) error {
 
 	backoff := minBackoff
 	first := true
-	adopt := s.adoptable(prev)
 	for {
 		started := time.Now()
 		var code int
+		first0 := first
 		if adopt > 0 {
 			code, err = s.adopt(ctx, logs, adopt, prev.StartedAt, stop)
 			adopt = 0
@@ -124,9 +153,15 @@ func (s *shim) run(ctx context.Context) error {
 			return nil
 		}
 		if err != nil && code < 0 {
-			// The container did not start: the policy decides, as for an
-			// exit with a failure code.
 			s.log.Printf("start failed: %v", err)
+			if first0 {
+				// The first start failed: the launcher reports it, and
+				// no policy retries a container that never ran.
+				s.update(func(st *State) { st.Status = StatusExited })
+				return err
+			}
+			// A restart failed: the policy decides, as for an exit with
+			// a failure code.
 			code = 127
 		}
 		if !s.shouldRestart(code) {

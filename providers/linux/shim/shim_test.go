@@ -2,8 +2,10 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -266,6 +268,59 @@ func TestHealthcheck(t *testing.T) {
 				t.Errorf("health log = %q", st.HealthLog)
 			}
 		})
+	}
+}
+
+// Starts that race give one shim: the others find it and go away without
+// touching the container.
+func TestConcurrentLaunchesGiveOneShim(t *testing.T) {
+	f := newFixture(t, []string{"sleep", "100"}, func(r *Record) { r.Restart = Restart{Policy: "always"} })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, err := Launch(ctx, f.dir, exe, []string{"__shim", string(f.dir)})
+			errs <- err
+		}()
+	}
+	started := 0
+	for range 4 {
+		switch err := <-errs; {
+		case err == nil:
+			started++
+		case !errors.Is(err, ErrSupervised):
+			t.Errorf("launch: %v", err)
+		}
+	}
+	if started != 1 {
+		t.Errorf("%d launches started the container, want 1", started)
+	}
+	time.Sleep(300 * time.Millisecond)
+	st, _ := f.dir.State()
+	if st.Status != StatusRunning || st.Restarts != 0 {
+		t.Errorf("state after racing launches: %+v", st)
+	}
+	out, _ := exec.Command("pgrep", "-f", "__shim "+string(f.dir)).Output()
+	if n := len(strings.Fields(string(out))); n != 1 {
+		t.Errorf("%d shims run, want 1", n)
+	}
+}
+
+// A first start that fails is reported, not retried by the policy.
+func TestFailedFirstStartIsNotRetried(t *testing.T) {
+	f := newFixture(t, []string{"no-such-program"}, func(r *Record) { r.Restart = Restart{Policy: "always"} })
+	if _, err := f.launch(t); err == nil {
+		t.Fatal("launch of a missing program succeeded")
+	}
+	time.Sleep(300 * time.Millisecond)
+	st, _ := f.dir.State()
+	if ShimAlive(st) || st.Restarts != 0 || st.Status != StatusExited {
+		t.Errorf("after a failed first start: %+v (shim alive %v)", st, ShimAlive(st))
 	}
 }
 
