@@ -290,7 +290,7 @@ func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id
 			return resp
 		}
 	}
-	if err := p.setRunning(ctx, dir, rec, o.str("state") != "stopped"); err != nil {
+	if err := p.setRunning(ctx, dir, rec, o.str("state") != "stopped", prior); err != nil {
 		resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
 		resp.ID = id
 		return resp
@@ -306,9 +306,12 @@ func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id
 // setRunning starts or stops the container of dir. A container still
 // running without its shim (the shim was killed) is adopted by a new one,
 // without a restart.
-func (p *Provider) setRunning(ctx context.Context, dir shim.Dir, rec *shim.Record, run bool) error {
+func (p *Provider) setRunning(ctx context.Context, dir shim.Dir, rec *shim.Record, run bool, prior cty.Value) error {
 	if !run {
 		return p.hosts.Stop(ctx, rec, false)
+	}
+	if st, _ := dir.State(); userStopped(st, prior) {
+		return nil
 	}
 	return p.hosts.Start(ctx, rec, p.opts.Exe, p.opts.ShimArgs(string(dir)))
 }
@@ -322,8 +325,14 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 	}
 	planned = with(planned, "name", cty.StringVal(name))
 	planned = with(planned, "id", cty.StringVal(id))
+	var vols []string
+	// A failed create leaves nothing: no mount, no volume marked in use,
+	// no anonymous volume, no record.
 	fail := func(path cty.Path, err error) providers.ApplyResponse {
-		resp.ID = id
+		p.undoCreate(ctx, id, vols)
+		if ferr := p.objs.remove(owner.Token); ferr != nil {
+			resp.ID = id
+		}
 		resp.Diagnostics = providers.AttributeErrorf(path, "container %s: %s", owner.Address, err)
 		return resp
 	}
@@ -362,11 +371,12 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 		Created:     time.Now().UTC(),
 		Log:         shim.LogConfig{},
 	}
-	spec, vols, err := p.containerSpec(ctx, o, img.Config, id, name, merged, string(dir))
+	spec, used, err := p.containerSpec(ctx, o, img.Config, id, name, merged, string(dir))
+	vols = used
 	if err != nil {
 		return fail(nil, err)
 	}
-	rec.Spec, rec.Volumes = spec, vols
+	rec.Spec, rec.Volumes = spec, used
 	rec.Restart = shim.Restart{Policy: o.str("restart")}
 	if n, ok := o.integer("max_retries"); ok {
 		rec.Restart.MaxRetries = int(n)
@@ -559,7 +569,7 @@ func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value
 	alive := shim.ShimAlive(st)
 	running := probe.Running || alive && (st.Status == shim.StatusRunning || st.Status == shim.StatusStarting || st.Status == shim.StatusRestarting)
 	// "unless-stopped" respects `berth stop`: such a stop is not drift.
-	if st.Status == shim.StatusStopped && st.StoppedByUser && (obj{applied}).str("restart") == "unless-stopped" {
+	if userStopped(st, applied) {
 		running = true
 	}
 	state := "stopped"
@@ -579,6 +589,15 @@ func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value
 	return resp
 }
 
+// userStopped reports whether `berth stop` stopped a container declared
+// running whose policy is "unless-stopped": such a stop is respected, not
+// drift, until `berth start`.
+func userStopped(st shim.State, applied cty.Value) bool {
+	o := obj{applied}
+	return st.Status == shim.StatusStopped && st.StoppedByUser &&
+		o.str("restart") == "unless-stopped" && o.str("state") != "stopped"
+}
+
 // liveResources returns the resources block as the kernel has it, written
 // as the applied configuration wrote it where the values agree.
 func liveResources(applied obj, live runtime.Resources, ty cty.Type) cty.Value {
@@ -596,8 +615,11 @@ func liveResources(applied obj, live runtime.Resources, ty cty.Type) cty.Value {
 		}
 		any = true
 	}
+	page := int64(os.Getpagesize())
+	// The kernel keeps limits in whole pages.
+	same := func(n, live int64) bool { return n/page*page == live || n == live }
 	if live.Memory > 0 {
-		if n, err := parseSize(applied.str("memory")); err == nil && n == live.Memory {
+		if n, err := parseSize(applied.str("memory")); err == nil && same(n, live.Memory) {
 			m["memory"] = applied.get("memory")
 		} else {
 			m["memory"] = cty.StringVal(formatSize(live.Memory))
@@ -606,7 +628,7 @@ func liveResources(applied obj, live runtime.Resources, ty cty.Type) cty.Value {
 	}
 	if s := applied.str("memory_swap"); s != "" {
 		switch n, err := parseSize(s); {
-		case s == "-1" && live.MemorySwap == 0, err == nil && n == live.MemorySwap:
+		case s == "-1" && live.MemorySwap == 0, err == nil && same(n, live.MemorySwap):
 			m["memory_swap"] = applied.get("memory_swap")
 		case live.MemorySwap > 0:
 			m["memory_swap"] = cty.StringVal(formatSize(live.MemorySwap))
@@ -634,13 +656,11 @@ func (p *Provider) deleteContainer(ctx context.Context, id string) error {
 	} else if err != nil {
 		return err
 	}
-	sctx, cancel := context.WithTimeout(ctx, rec.StopTimeout+15*time.Second)
-	defer cancel()
-	if err := shim.Stop(sctx, dir, false); err != nil {
+	if err := p.hosts.Stop(ctx, rec, false); err != nil {
 		shim.Kill(dir)
-	}
-	if err := p.hosts.Runtime.Destroy(id); err != nil {
-		return err
+		if err := p.hosts.Runtime.Destroy(id); err != nil {
+			return err
+		}
 	}
 	if err := p.hosts.Layers.Remove(id); err != nil {
 		return err
@@ -659,6 +679,21 @@ func (p *Provider) deleteContainer(ctx context.Context, id string) error {
 		return fmt.Errorf("remove container directory: %w", err)
 	}
 	return nil
+}
+
+// undoCreate removes what a failed create of container id made.
+func (p *Provider) undoCreate(ctx context.Context, id string, vols []string) {
+	d := shim.Dir(p.hosts.ContainerDir(id))
+	shim.Kill(d)
+	_ = p.hosts.Runtime.Destroy(id)
+	_ = p.hosts.Layers.Remove(id)
+	for _, v := range vols {
+		_ = p.hosts.Volumes.Release(v, id)
+		if vol, err := p.hosts.Volumes.Get(v); err == nil && vol.Owner == "container:"+id {
+			_ = p.hosts.Volumes.Remove(ctx, v)
+		}
+	}
+	_ = os.RemoveAll(string(d))
 }
 
 // Containers returns the records of every container on the host.

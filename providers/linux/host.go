@@ -99,6 +99,21 @@ func (h *Host) Stop(ctx context.Context, r *shim.Record, byUser bool) error {
 	sctx, cancel := context.WithTimeout(ctx, r.StopTimeout+15*time.Second)
 	defer cancel()
 	d := shim.Dir(h.ContainerDir(r.ID))
+	if st, _ := d.State(); !shim.ShimAlive(st) {
+		// No shim to stop it: the stop signal, a grace period, then the
+		// kill that Destroy sends.
+		if rs, err := h.Runtime.Status(r.ID); err == nil && rs.Running {
+			if sig, err := shim.SignalNumber(r.StopSignal); err == nil {
+				_ = h.Runtime.Signal(r.ID, sig)
+			}
+			for deadline := time.Now().Add(r.StopTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if rs, err := h.Runtime.Status(r.ID); err != nil || !rs.Running {
+					break
+				}
+			}
+		}
+		return h.Runtime.Destroy(r.ID)
+	}
 	if err := shim.Stop(sctx, d, byUser); err != nil {
 		return err
 	}

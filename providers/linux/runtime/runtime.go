@@ -414,6 +414,12 @@ func (r *Runtime) Destroy(id string) error {
 	}
 	if st, err := c.Status(); err == nil && st != libcontainer.Stopped {
 		_ = c.Signal(syscall.SIGKILL)
+		// The process is gone only once the kernel has torn it down.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if st, err := c.Status(); err != nil || st == libcontainer.Stopped {
+				break
+			}
+		}
 	}
 	if err := c.Destroy(); err != nil {
 		return fmt.Errorf("destroy container %s: %w", id, err)

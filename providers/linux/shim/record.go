@@ -204,6 +204,10 @@ func signalNumber(s string) (unix.Signal, error) {
 	return 0, fmt.Errorf("unknown signal %q", s)
 }
 
+// SignalNumber parses a signal name such as "SIGTERM", "TERM" or "15";
+// empty means SIGTERM.
+func SignalNumber(s string) (unix.Signal, error) { return signalNumber(s) }
+
 // ParseSignal checks a stop signal name.
 func ParseSignal(s string) error {
 	_, err := signalNumber(s)

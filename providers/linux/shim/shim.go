@@ -189,6 +189,11 @@ var errStopped = errors.New("stopped on request")
 // once starts the container and waits for it. It returns the exit code,
 // or -1 and an error when the container could not start.
 func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan os.Signal) (int, error) {
+	// The record may have changed since the last start (limits updated in
+	// place): every start uses the current one.
+	if rec, err := s.dir.Record(); err == nil {
+		s.rec = rec
+	}
 	if s.opts.Mount != nil {
 		if err := s.opts.Mount(ctx, s.rec); err != nil {
 			s.fail(err)
