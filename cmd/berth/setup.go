@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -274,33 +276,18 @@ func openSession(ctx context.Context, env *cliEnv, o *options, command string, w
 func (s *session) startProviders(ctx context.Context) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
 	env := []string{"BERTH_STATE_DIR=" + s.stateDir}
-	launch := func(name string, command func() *exec.Cmd) error {
-		// A provider that crashed or hung is started again for the next
-		// call, a few times at most, so that independent objects still get
-		// managed.
-		c, err := plugin.NewRestarting(ctx, name, 3, func(ctx context.Context) (*plugin.Client, error) {
-			cmd := command()
-			// A provider must not outlive berth, even when berth is killed.
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			return plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
-		})
-		if err != nil {
-			return err
-		}
-		s.clients = append(s.clients, c)
-		out[name] = c
-		return nil
+	type start struct {
+		name, what string
+		command    func() *exec.Cmd
 	}
+	var starts []start
 	for _, name := range builtinProviders() {
-		err := launch(name, func() *exec.Cmd {
+		starts = append(starts, start{name: name, what: "built-in provider " + strconv.Quote(name), command: func() *exec.Cmd {
 			cmd := exec.Command(s.env.self, providerSubcommand, name)
 			// The child sees itself as "berth" whatever the file is called.
 			cmd.Args[0] = "berth"
 			return cmd
-		})
-		if err != nil {
-			return nil, fmt.Errorf("start built-in provider %q: %w", name, err)
-		}
+		}})
 	}
 	dirs := append([]string{filepath.Join(s.stateDir, "plugins")}, s.opts.pluginDirs...)
 	found, err := plugin.Discover(dirs...)
@@ -308,13 +295,47 @@ func (s *session) startProviders(ctx context.Context) (map[string]providers.Prov
 		return nil, err
 	}
 	for _, name := range slices.Sorted(maps.Keys(found)) {
-		if _, dup := out[name]; dup {
+		if slices.Contains(builtinProviders(), name) {
 			return nil, fmt.Errorf("plugin %s has the name of a built-in provider; rename or remove it", found[name])
 		}
 		path := found[name]
-		if err := launch(name, func() *exec.Cmd { return exec.Command(path) }); err != nil {
-			return nil, fmt.Errorf("start provider %q (%s): %w", name, path, err)
+		starts = append(starts, start{name: name, what: fmt.Sprintf("provider %q (%s)", name, path), command: func() *exec.Cmd { return exec.Command(path) }})
+	}
+	// Providers start at once, each in its own process: a plan waits for
+	// the slowest, not for their sum.
+	clients := make([]*plugin.Restarting, len(starts))
+	errs := make([]error, len(starts))
+	var wg sync.WaitGroup
+	for i, st := range starts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A provider that crashed or hung is started again for the
+			// next call, a few times at most, so that independent objects
+			// still get managed.
+			clients[i], errs[i] = plugin.NewRestarting(ctx, st.name, 3, func(ctx context.Context) (*plugin.Client, error) {
+				cmd := st.command()
+				// A provider must not outlive berth, even when berth is
+				// killed.
+				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+				return plugin.Start(ctx, st.name, cmd, plugin.Options{Env: env})
+			})
+		}()
+	}
+	wg.Wait()
+	var firstErr error
+	for i, st := range starts {
+		if errs[i] != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("start %s: %w", st.what, errs[i])
+			}
+			continue
 		}
+		s.clients = append(s.clients, clients[i])
+		out[st.name] = clients[i]
+	}
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	return out, nil
 }
