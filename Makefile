@@ -3,7 +3,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: build test unit fuzz bench clean demo
+.PHONY: build test unit fuzz bench bench-linux clean demo demo-destroy
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth
@@ -28,6 +28,11 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./reconciler
+
+# Container start, no-op plan of 100 containers and shim memory, against
+# runc and docker in the same run (as root; installs runc and docker.io).
+bench-linux:
+	bash bench/run
 
 # berth's main job on an example, as root: build berth and a busybox image
 # archive, apply examples/web (a web server in a container serving a named
