@@ -88,7 +88,7 @@ func cmdPs(_ context.Context, env *cliEnv, args []string) int {
 		if health == "" {
 			health = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Record.Address, s.Record.ID[:12], state, health, up, s.Restarts, s.Record.Image)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Record.Address, shortID(s.Record.ID), state, health, up, s.Restarts, s.Record.Image)
 	}
 	tw.Flush()
 	return 0
@@ -197,6 +197,14 @@ func cmdExec(_ context.Context, env *cliEnv, args []string) int {
 	return code
 }
 
+// shortID is the first 12 characters of a container ID.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
 func firstNonEmpty(a, b string) string {
 	if a != "" {
 		return a
@@ -247,7 +255,7 @@ func cmdStats(ctx context.Context, env *cliEnv, args []string) int {
 				limStr = humanBytes(uint64(limit))
 				memPct = fmt.Sprintf("%.2f%%", float64(st.MemoryUsage)/float64(limit)*100)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%s\t%d\t%s / %s\n", s.Record.Address, s.Record.ID[:12], cpu,
+			fmt.Fprintf(tw, "%s\t%s\t%.2f%%\t%s / %s\t%s\t%d\t%s / %s\n", s.Record.Address, shortID(s.Record.ID), cpu,
 				humanBytes(st.MemoryUsage), limStr, memPct, st.Pids, humanBytes(st.BlockRead), humanBytes(st.BlockWrite))
 		}
 		tw.Flush()

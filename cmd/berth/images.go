@@ -336,10 +336,19 @@ func cmdCommit(ctx context.Context, env *cliEnv, args []string) int {
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return c.fail(err)
 	}
+	// The new image starts as the container did: its entrypoint and
+	// command apart, as Docker's commit keeps them.
 	changes := base.Config
-	changes.Env = rec.Spec.Env
-	changes.Cmd = rec.Spec.Args
-	changes.Entrypoint = nil
+	changes.Env = nil
+	for _, kv := range rec.Spec.Env {
+		if !strings.HasPrefix(kv, "HOSTNAME=") {
+			changes.Env = append(changes.Env, kv)
+		}
+	}
+	changes.Entrypoint, changes.Cmd = rec.Entrypoint, rec.Cmd
+	if changes.Entrypoint == nil && changes.Cmd == nil {
+		changes.Cmd = rec.Spec.Args // a container made before berth kept them apart
+	}
 	changes.WorkingDir = rec.Spec.Cwd
 	changes.User = rec.Spec.User
 	img, err := c.host.Content.Commit(ctx, base, tmp, diffID, changes, ref.String())

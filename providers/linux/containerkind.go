@@ -55,8 +55,8 @@ func validateContainer(o obj) providers.Diagnostics {
 			bad(cty.GetAttrPath("stop_signal"), "%s: use a name such as \"SIGTERM\" or \"SIGQUIT\"", err)
 		}
 	}
-	if n, ok := o.float("stop_timeout"); ok && n < 0 {
-		bad(cty.GetAttrPath("stop_timeout"), "stop_timeout must not be negative")
+	if n, ok := o.float("stop_timeout"); ok && (n < 0 || n > 86400) {
+		bad(cty.GetAttrPath("stop_timeout"), "stop_timeout = %g is out of range: give the seconds between the stop signal and SIGKILL, 0 to 86400", n)
 	}
 	for k := range o.stringMap("env") {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
@@ -377,6 +377,7 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 		return fail(nil, err)
 	}
 	rec.Spec, rec.Volumes = spec, used
+	rec.Entrypoint, rec.Cmd = splitCommand(img.Config.Entrypoint, img.Config.Cmd, o.strings("entrypoint"), o.strings("command"), o.set("entrypoint"), o.set("command"))
 	rec.Restart = shim.Restart{Policy: o.str("restart")}
 	if n, ok := o.integer("max_retries"); ok {
 		rec.Restart.MaxRetries = int(n)

@@ -234,6 +234,12 @@ func mergeEnv(image []string, own map[string]string) []string {
 // container's entrypoint replaces the image's and drops the image's
 // command; a container's command replaces the image's command.
 func commandLine(imgEntry, imgCmd, entry, cmd []string, entrySet, cmdSet bool) []string {
+	ep, c := splitCommand(imgEntry, imgCmd, entry, cmd, entrySet, cmdSet)
+	return append(append([]string(nil), ep...), c...)
+}
+
+// splitCommand is commandLine's entrypoint and command, apart.
+func splitCommand(imgEntry, imgCmd, entry, cmd []string, entrySet, cmdSet bool) ([]string, []string) {
 	ep, c := imgEntry, imgCmd
 	if entrySet {
 		ep, c = entry, nil
@@ -241,5 +247,5 @@ func commandLine(imgEntry, imgCmd, entry, cmd []string, entrySet, cmdSet bool) [
 	if cmdSet {
 		c = cmd
 	}
-	return append(append([]string(nil), ep...), c...)
+	return ep, c
 }

@@ -73,6 +73,13 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
+func TestSplitCommandKeepsEntrypointApart(t *testing.T) {
+	ep, cmd := splitCommand([]string{"/entry"}, []string{"serve"}, nil, []string{"run"}, false, true)
+	if diff := cmp.Diff([][]string{{"/entry"}, {"run"}}, [][]string{ep, cmd}); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
 func TestMergeEnv(t *testing.T) {
 	got := mergeEnv([]string{"PATH=/bin", "A=1", "B=2"}, map[string]string{"A": "x", "C": "3"})
 	want := []string{"PATH=/bin", "A=x", "B=2", "C=3"}

@@ -45,6 +45,10 @@ type Record struct {
 	Log         LogConfig     `json:"log"`
 	RuntimeRoot string        `json:"runtime_root"`
 	Created     time.Time     `json:"created"`
+	// Entrypoint and Cmd are the container's, as Docker combines them
+	// from the image and the configuration; Spec.Args is their sum.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
 	// Volumes are the named volumes the container uses.
 	Volumes []string `json:"volumes,omitempty"`
 }
