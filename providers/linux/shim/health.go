@@ -3,6 +3,8 @@ package shim
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -66,8 +68,22 @@ func (s *shim) probe(ctx context.Context) (bool, string) {
 	}
 	var out bytes.Buffer
 	w := &capWriter{b: &out, max: 4096}
+	// The check's output goes through a pipe of the shim's own, so that
+	// waiting for the check does not wait for processes it left behind
+	// holding the pipe.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return false, err.Error()
+	}
+	defer pr.Close()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(w, pr)
+	}()
 	p, err := s.rt.Exec(s.rec.ID, runtime.ExecSpec{Args: h.Command, Env: s.rec.Spec.Env, Cwd: s.rec.Spec.Cwd, User: s.rec.Spec.User},
-		runtime.Stdio{Stdout: w, Stderr: w})
+		runtime.Stdio{Stdout: pw, Stderr: pw})
+	pw.Close()
 	if err != nil {
 		return false, err.Error()
 	}
@@ -76,19 +92,27 @@ func (s *shim) probe(ctx context.Context) (bool, string) {
 		code, _ := p.Wait()
 		done <- code
 	}()
+	result := func(ok bool, msg string) (bool, string) {
+		_ = pr.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		<-copied
+		if msg == "" {
+			w.mu.Lock()
+			msg = strings.TrimSpace(out.String())
+			w.mu.Unlock()
+		}
+		return ok, msg
+	}
 	select {
 	case code := <-done:
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		return code == 0, strings.TrimSpace(out.String())
+		return result(code == 0, "")
 	case <-time.After(timeout):
 		_ = p.Signal(unix.SIGKILL)
 		<-done
-		return false, "healthcheck timed out after " + timeout.String()
+		return result(false, "healthcheck timed out after "+timeout.String())
 	case <-ctx.Done():
 		_ = p.Signal(unix.SIGKILL)
 		<-done
-		return false, "cancelled"
+		return result(false, "cancelled")
 	}
 }
 

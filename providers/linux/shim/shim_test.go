@@ -255,15 +255,28 @@ func TestHealthcheck(t *testing.T) {
 	}{
 		{[]string{"true"}, HealthHealthy},
 		{[]string{"sh", "-c", "echo sick; exit 1"}, HealthUnhealthy},
+		// A check that times out while a process it started holds its
+		// output still ends, as unhealthy.
+		{[]string{"sh", "-c", "sleep 60 | cat"}, "timeout"},
 	} {
 		t.Run(c.want, func(t *testing.T) {
+			want := c.want
 			f := newFixture(t, []string{"sleep", "100"}, func(r *Record) {
 				r.Health = &Health{Command: c.cmd, Interval: 100 * time.Millisecond, Retries: 2}
+				if want == "timeout" {
+					r.Health.Timeout, r.Health.Retries = 300*time.Millisecond, 1
+				}
 			})
+			if want == "timeout" {
+				want = HealthUnhealthy
+			}
 			if _, err := f.launch(t); err != nil {
 				t.Fatal(err)
 			}
-			st := f.waitState(t, c.want, func(s State) bool { return s.Health == c.want })
+			st := f.waitState(t, want, func(s State) bool { return s.Health == want })
+			if c.want == "timeout" && !strings.Contains(st.HealthLog, "timed out") {
+				t.Errorf("health log = %q", st.HealthLog)
+			}
 			if c.want == HealthUnhealthy && st.HealthLog != "sick" {
 				t.Errorf("health log = %q", st.HealthLog)
 			}
