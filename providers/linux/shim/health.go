@@ -40,6 +40,9 @@ func (s *shim) healthLoop(ctx context.Context, started time.Time) {
 			return
 		case <-t.C:
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		ok, out := s.probe(ctx)
 		inStart := time.Since(started) < h.StartPeriod
 		s.update(func(st *State) {

@@ -283,7 +283,18 @@ func (s *shim) supervise(ctx context.Context, p proc, out *output, first bool, s
 		}
 	}
 	hcancel()
-	hwg.Wait()
+	// A check caught in the container's death must not hold the shim:
+	// give it a moment, then go on without it.
+	hdone := make(chan struct{})
+	go func() {
+		hwg.Wait()
+		close(hdone)
+	}()
+	select {
+	case <-hdone:
+	case <-time.After(3 * time.Second):
+		s.log.Printf("the healthcheck did not end with the container; going on without it")
+	}
 	out.drain()
 	if err := s.rt.Destroy(s.rec.ID); err != nil {
 		s.log.Printf("cleanup: %v", err)
