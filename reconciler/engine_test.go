@@ -773,24 +773,33 @@ func TestConvergedPlanAsksNoProviderPlan(t *testing.T) {
 	}
 }
 
-// outsideProvider is the fake provider with a kind that reads outside state.
-type outsideProvider struct{ *fakeProvider }
+// kindProvider is the fake provider with its kind "obj" changed by edit.
+type kindProvider struct {
+	*fakeProvider
+	edit func(*providers.Kind)
+}
 
-func (o outsideProvider) Schema(ctx context.Context) providers.SchemaResponse {
+func (o kindProvider) Schema(ctx context.Context) providers.SchemaResponse {
 	resp := o.fakeProvider.Schema(ctx)
 	k := *resp.Kinds["obj"]
-	k.ReadsOutside = true
+	o.edit(&k)
 	resp.Kinds["obj"] = &k
 	return resp
 }
 
-func TestKindThatReadsOutsideIsAlwaysPlanned(t *testing.T) {
-	h := newHarness(t)
-	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": outsideProvider{h.fake}}, Inventory: h.store})
+// withKind makes h's engine see the fake kind as edit changes it.
+func (h *harness) withKind(t *testing.T, edit func(*providers.Kind)) {
+	t.Helper()
+	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": kindProvider{h.fake, edit}}, Inventory: h.store})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.eng = eng
+}
+
+func TestKindThatReadsOutsideIsAlwaysPlanned(t *testing.T) {
+	h := newHarness(t)
+	h.withKind(t, func(k *providers.Kind) { k.ReadsOutside = true })
 	cfg := `obj "a" { name = "a" }`
 	h.apply(cfg)
 	h.fake.planCalls = 0
@@ -800,24 +809,9 @@ func TestKindThatReadsOutsideIsAlwaysPlanned(t *testing.T) {
 	}
 }
 
-// warnProvider is the fake provider with a kind whose deletes cost data.
-type warnProvider struct{ *fakeProvider }
-
-func (o warnProvider) Schema(ctx context.Context) providers.SchemaResponse {
-	resp := o.fakeProvider.Schema(ctx)
-	k := *resp.Kinds["obj"]
-	k.DestroyWarning = "destroys data"
-	resp.Kinds["obj"] = &k
-	return resp
-}
-
 func TestDestroyWarningOnDeletesAndReplacements(t *testing.T) {
 	h := newHarness(t)
-	eng, err := New(context.Background(), Options{Providers: map[string]providers.Provider{"fake": warnProvider{h.fake}}, Inventory: h.store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.eng = eng
+	h.withKind(t, func(k *providers.Kind) { k.DestroyWarning = "destroys data" })
 	h.apply(`
 obj "a" { name = "a" }
 obj "b" { name = "b" }

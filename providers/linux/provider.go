@@ -46,7 +46,11 @@ type Provider struct {
 	types  map[string]cty.Type
 	objs   objects
 	hosts  *Host
-	mu     sync.Mutex // serialises changes of the content store's names
+	// endpoints caches the applied registry resources by address, read
+	// once per process rather than at every image's plan; applying or
+	// deleting a registry drops it.
+	mu        sync.Mutex
+	endpoints map[string]*registry.Endpoint
 	regCli *registry.Client
 }
 
@@ -270,7 +274,7 @@ func (p *Provider) Delete(ctx context.Context, req providers.DeleteRequest) (res
 	var err error
 	switch req.Kind {
 	case KindRegistry:
-		err = nil
+		defer p.forgetEndpoints()
 	case KindImage:
 		err = p.deleteImage(ctx, req.ID, req.Prior)
 	case KindVolume:

@@ -39,6 +39,7 @@ func planRegistry(prior, cfg cty.Value) providers.PlanResponse {
 
 func (p *Provider) applyRegistry(owner providers.Owner, planned cty.Value) (resp providers.ApplyResponse) {
 	id := planned.GetAttr("address").AsString()
+	defer p.forgetEndpoints()
 	if err := p.remember(owner, KindRegistry, id, planned); err != nil {
 		resp.Diagnostics = providers.Errorf("registry %s: %s", id, err)
 		return resp
@@ -53,18 +54,37 @@ func (p *Provider) readRegistry(id string, applied cty.Value) (resp providers.Re
 }
 
 // endpoint returns the declared registry of address, or nil.
-func (p *Provider) endpoint(address string) *registry.Endpoint { return p.hosts.Endpoint(address) }
+func (p *Provider) endpoint(address string) *registry.Endpoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.endpoints == nil {
+		p.endpoints = p.hosts.Endpoints()
+	}
+	return p.endpoints[address]
+}
+
+// forgetEndpoints drops the cache of registry settings.
+func (p *Provider) forgetEndpoints() {
+	p.mu.Lock()
+	p.endpoints = nil
+	p.mu.Unlock()
+}
 
 // Endpoint returns the settings of the registry resource applied for
 // address, or nil when there is none.
-func (h *Host) Endpoint(address string) *registry.Endpoint {
+func (h *Host) Endpoint(address string) *registry.Endpoint { return h.Endpoints()[address] }
+
+// Endpoints returns the settings of every registry resource applied, by
+// address.
+func (h *Host) Endpoints() map[string]*registry.Endpoint {
+	out := map[string]*registry.Endpoint{}
 	all, err := objects{dir: filepath.Join(h.Root, "objects")}.all()
 	if err != nil {
-		return nil
+		return out
 	}
 	ty := registryKind().Block.ImpliedType()
 	for _, st := range all {
-		if st.Kind != KindRegistry || st.ID != address {
+		if st.Kind != KindRegistry || st.ID == "" {
 			continue
 		}
 		v, err := decodeValue(st.Value, ty)
@@ -72,13 +92,13 @@ func (h *Host) Endpoint(address string) *registry.Endpoint {
 			continue
 		}
 		o := obj{v}
-		return &registry.Endpoint{
-			Address:  address,
+		out[st.ID] = &registry.Endpoint{
+			Address:  st.ID,
 			Username: o.str("username"),
 			Password: o.str("password"),
 			Insecure: o.boolean("insecure", false),
 			CAFile:   o.str("ca_file"),
 		}
 	}
-	return nil
+	return out
 }
