@@ -41,17 +41,17 @@ type Options struct {
 
 // Provider is the linux provider.
 type Provider struct {
-	opts   Options
-	kinds  map[string]*providers.Kind
-	types  map[string]cty.Type
-	objs   objects
-	hosts  *Host
+	opts  Options
+	kinds map[string]*providers.Kind
+	types map[string]cty.Type
+	objs  objects
+	hosts *Host
 	// endpoints caches the applied registry resources by address, read
 	// once per process rather than at every image's plan; applying or
 	// deleting a registry drops it.
 	mu        sync.Mutex
 	endpoints map[string]*registry.Endpoint
-	regCli *registry.Client
+	regCli    *registry.Client
 }
 
 // New returns the linux provider keeping its data under opts.Root.
