@@ -17,14 +17,17 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
+# The slow targets (each input unpacks, copies or loads an archive) run a
+# number of inputs rather than a time: a slow input still running when the
+# time is up would fail the run with "context deadline exceeded".
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./spec/addr
 	$(GO) test -run '^$$' -fuzz '^FuzzConfig$$' -fuzztime $(FUZZTIME) ./spec
 	$(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./reconciler
-	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./providers/linux/layer
+	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime 3000x -fuzzminimizetime 2s ./providers/linux/layer
 	$(GO) test -run '^$$' -fuzz '^FuzzParseReference$$' -fuzztime $(FUZZTIME) ./providers/linux/registry
-	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./providers/linux/transfer
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./providers/linux/content
+	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime 3000x -fuzzminimizetime 2s ./providers/linux/transfer
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 1000x -fuzzminimizetime 2s ./providers/linux/content
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./reconciler
