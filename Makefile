@@ -7,6 +7,7 @@ FUZZTIME ?= 10s
 
 build:
 	$(GO) build -o bin/berth ./cmd/berth
+	$(GO) build -o bin/berth-shim ./cmd/berth-shim
 
 # The whole test suite: vet, every package's tests (the acceptance tests
 # build the real binaries and kill them at every step), then a short run of

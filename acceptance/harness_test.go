@@ -35,7 +35,9 @@ func build(t *testing.T) binaries {
 			return
 		}
 		built = binaries{berth: filepath.Join(dir, "berth"), provider: filepath.Join(dir, "berth-provider-test")}
-		for pkg, out := range map[string]string{"../cmd/berth": built.berth, "../providers/testprovider/cmd/berth-provider-test": built.provider} {
+		// berth-shim goes beside berth, as an installation has it, so
+		// that containers run under the small shim program.
+		for pkg, out := range map[string]string{"../cmd/berth": built.berth, "../cmd/berth-shim": filepath.Join(dir, "berth-shim"), "../providers/testprovider/cmd/berth-provider-test": built.provider} {
 			cmd := exec.Command("go", "build", "-o", out, pkg)
 			if b, err := cmd.CombinedOutput(); err != nil {
 				buildErr = err

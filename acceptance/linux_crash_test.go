@@ -110,6 +110,12 @@ watch:
 	if len(shims) == 0 {
 		t.Fatalf("no shim runs after berth apply and its provider were killed")
 	}
+	// Installed beside berth, the small berth-shim program is the shim.
+	for _, p := range shims {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); filepath.Base(exe) != "berth-shim" {
+			t.Errorf("shim %d runs %q, not the berth-shim beside berth", p, exe)
+		}
+	}
 	// The containers started so far keep running under their shims.
 	time.Sleep(500 * time.Millisecond) // let a wrongly tied container die
 	for _, p := range shims {

@@ -505,8 +505,9 @@ func cmdline(pid int) string {
 	return strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ")
 }
 
-// shimPids returns the PIDs of the host's shims: berth processes whose
-// command line is `berth __shim DIR` with DIR under the state directory.
+// shimPids returns the PIDs of the host's shims: processes whose command
+// line is `berth-shim DIR` (or `berth __shim DIR`) with DIR under the
+// state directory.
 func (h *linuxHost) shimPids() []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
@@ -529,7 +530,7 @@ func (h *linuxHost) shimPids() []int {
 // shims.
 func (h *linuxHost) isShim(pid int) bool {
 	c := cmdline(pid)
-	return strings.Contains(c, "__shim") && strings.Contains(c, h.stateDir)
+	return (strings.Contains(c, "berth-shim ") || strings.Contains(c, "__shim")) && strings.Contains(c, h.stateDir)
 }
 
 // alive reports whether pid exists and is not a zombie.

@@ -102,11 +102,18 @@ func (b *bench) startOne(ctx context.Context, c contender, id string) (time.Dura
 }
 
 // isBerthShim reports whether args are those of a shim of the berth state
-// directory stateDir: `berth __shim DIR`.
+// directory stateDir: `berth-shim DIR`, or `berth __shim DIR` when berth
+// runs itself in the shim role.
 func isBerthShim(stateDir string) func([]string) bool {
 	prefix := filepath.Clean(stateDir) + "/"
 	return func(args []string) bool {
-		return len(args) >= 3 && args[1] == "__shim" && strings.HasPrefix(args[2], prefix)
+		switch {
+		case len(args) == 2 && filepath.Base(args[0]) == "berth-shim":
+			return strings.HasPrefix(args[1], prefix)
+		case len(args) >= 3 && args[1] == "__shim":
+			return strings.HasPrefix(args[2], prefix)
+		}
+		return false
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/berthhq/berth/acceptance/testenv"
 	"github.com/berthhq/berth/providers"
 	"github.com/berthhq/berth/providers/linux/runtime"
+	"github.com/berthhq/berth/providers/linux/shim"
 	"github.com/berthhq/berth/providers/providertest"
 	"github.com/zclconf/go-cty/cty"
 )
@@ -23,7 +24,7 @@ func TestMain(m *testing.M) {
 		runtime.Init()
 	}
 	if len(os.Args) == 3 && os.Args[1] == "__shim" {
-		if err := ServeShim(os.Args[2]); err != nil {
+		if err := shim.Serve(context.Background(), os.Args[2]); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

@@ -28,7 +28,7 @@ type Options struct {
 	// "$BERTH_STATE_DIR/providers/linux".
 	Root string
 	// Exe and ShimArgs run a container's shim: Exe ShimArgs(dir)... The
-	// program must call ServeShim for those arguments.
+	// program must call shim.Serve for those arguments (cmd/berth-shim does).
 	Exe      string
 	ShimArgs func(dir string) []string
 	// CgroupParent is the cgroup under which containers' cgroups are
