@@ -23,6 +23,7 @@ func TestLinuxBadInput(t *testing.T) {
 	h.mustBerth(0, nil, "image", "load", "-i", archive)
 	good := fmt.Sprintf(`
 container "good" {
+  network_mode = "none"
   image   = "example.test/busybox:1"
   command = %s
 %s}
@@ -97,6 +98,7 @@ container "good" {
 		pid := h.waitContainerInit(id)
 		h.write(good + fmt.Sprintf(`
 container "broken" {
+  network_mode = "none"
   image   = "example.test/busybox:1"
   command = ["/no/such/program", "arg"]
 %s}
@@ -113,6 +115,7 @@ container "broken" {
 		// Fixing the command converges.
 		h.write(good + fmt.Sprintf(`
 container "broken" {
+  network_mode = "none"
   image   = "example.test/busybox:1"
   command = %s
 %s}
@@ -132,10 +135,10 @@ func TestLinuxUnsupportedNetworkMode(t *testing.T) {
 	requireLinux(t)
 	t.Parallel()
 	h := newLinuxHost(t)
-	src := "container \"c\" {\n  image        = \"example.test/busybox:1\"\n  network_mode = \"bridge\"\n}\n"
+	src := "container \"c\" {\n  image        = \"example.test/busybox:1\"\n  network_mode = \"container:other\"\n}\n"
 	h.write(src)
 	r := h.mustBerth(1, nil, "validate", h.cfgDir)
-	requireContains(t, "validate", r.stdout+r.stderr, fmt.Sprintf("main.hcl line %d", lineOf(t, src, "network_mode")), "bridge")
+	requireContains(t, "validate", r.stdout+r.stderr, fmt.Sprintf("main.hcl line %d", lineOf(t, src, "network_mode")), "container:other")
 	if strings.Contains(r.stdout, "Success") {
 		t.Errorf("validate says success:\n%s", r.stdout)
 	}

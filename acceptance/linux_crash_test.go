@@ -33,6 +33,7 @@ func crashConfig(ref string, n int) string {
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, `
 container "c%d" {
+  network_mode = "none"
   image   = %q
   command = ["sh", "-c", %q]
   restart = "always"

@@ -52,6 +52,7 @@ container "web" {
 %[5]s}
 
 container "talker" {
+  network_mode = "none"
   image   = image.day2
   command = ["sh", "-c", %[4]q]
 %[5]s}
@@ -359,16 +360,19 @@ func TestLinuxDay2(t *testing.T) {
 	t.Run("committed_and_loaded_images_run", func(t *testing.T) {
 		h.write(day2Config(reg, httpAddr, fmt.Sprintf(`
 container "fromcommit" {
+  network_mode = "none"
   image   = %q
   command = ["sh", "-c", "cat /committed.txt; exec sleep 3600"]
 %[3]s}
 
 container "fromdocker" {
+  network_mode = "none"
   image   = "example.test/loaded/docker:1"
   command = ["sh", "-c", "cat /from; exec sleep 3600"]
 %[3]s}
 
 container "fromoci" {
+  network_mode = "none"
   image   = %[2]q
   command = ["sh", "-c", "cat /from; exec sleep 3600"]
 %[3]s}
@@ -438,6 +442,7 @@ container "web" {
 %[2]s}
 
 container "flaky" {
+  network_mode = "none"
   image   = "example.test/busybox:1"
   command = %[3]s
   healthcheck {

@@ -303,8 +303,8 @@ func (h *linuxHost) id(address string) string {
 
 // psRow is one line of `berth ps`.
 type psRow struct {
-	Address, ID, State, Health, Uptime, Image string
-	Restarts                                  int
+	Address, ID, State, Health, Uptime, Image, IP, Ports string
+	Restarts                                             int
 }
 
 // ps runs `berth ps` and returns its rows by address.
@@ -326,7 +326,7 @@ func parsePs(out string) (map[string]psRow, error) {
 		return nil, fmt.Errorf("no header")
 	}
 	head := lines[0]
-	names := []string{"ADDRESS", "ID", "STATE", "HEALTH", "UPTIME", "RESTARTS", "IMAGE"}
+	names := []string{"ADDRESS", "ID", "STATE", "HEALTH", "UPTIME", "RESTARTS", "IMAGE", "IP", "PORTS"}
 	starts := make([]int, len(names))
 	for i, n := range names {
 		starts[i] = strings.Index(head, n)
@@ -350,7 +350,7 @@ func parsePs(out string) (map[string]psRow, error) {
 			}
 			return strings.TrimSpace(l[from:to])
 		}
-		r := psRow{Address: cell(0), ID: cell(1), State: cell(2), Health: cell(3), Uptime: cell(4), Image: cell(6)}
+		r := psRow{Address: cell(0), ID: cell(1), State: cell(2), Health: cell(3), Uptime: cell(4), Image: cell(6), IP: cell(7), Ports: cell(8)}
 		n, err := strconv.Atoi(cell(5))
 		if err != nil {
 			return nil, fmt.Errorf("restarts of %q: %v", l, err)

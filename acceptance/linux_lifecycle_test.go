@@ -51,6 +51,7 @@ image "app" {
 volume "data" {}
 
 container "defaults" {
+  network_mode = "none"
   image = image.app
   mount {
     type   = "volume"
@@ -60,16 +61,19 @@ container "defaults" {
 %[3]s}
 
 container "command" {
+  network_mode = "none"
   image   = image.app
   command = ["x", "y"]
 %[3]s}
 
 container "entrypoint" {
+  network_mode = "none"
   image      = image.app
   entrypoint = ["/bin/sh", "-c", "echo \"ep-only args=[$*]\"; exec sleep 3600", "sh"]
 %[3]s}
 
 container "overrides" {
+  network_mode = "none"
   image       = image.app
   env         = { FOO = "baz" }
   working_dir = "/tmp"
@@ -129,6 +133,7 @@ container "overrides" {
 func webConfig(imageRef, memory, word, extra string) string {
 	return fmt.Sprintf(`
 container "web" {
+  network_mode = "none"
   image   = %q
   command = %s
   restart = "always"
@@ -313,6 +318,7 @@ func TestLinuxDrift(t *testing.T) {
 	const ref = "example.test/busybox:1"
 	h.write(fmt.Sprintf(`
 container "limits" {
+  network_mode = "none"
   image   = %[1]q
   command = %[2]s
   resources {
@@ -321,11 +327,13 @@ container "limits" {
 %[3]s}
 
 container "killed" {
+  network_mode = "none"
   image   = %[1]q
   command = %[2]s
 %[3]s}
 
 container "policy" {
+  network_mode = "none"
   image   = %[1]q
   command = %[2]s
   restart = "always"
@@ -391,6 +399,7 @@ func TestLinuxRestartPolicies(t *testing.T) {
 	h.mustBerth(0, nil, "image", "load", "-i", archive)
 	h.write(fmt.Sprintf(`
 container "onfailure" {
+  network_mode = "none"
   image       = "example.test/busybox:1"
   command     = ["sh", "-c", "echo attempt; exit 1"]
   restart     = "on-failure"
@@ -398,12 +407,14 @@ container "onfailure" {
 %[1]s}
 
 container "always" {
+  network_mode = "none"
   image   = "example.test/busybox:1"
   command = ["sh", "-c", "echo tick"]
   restart = "always"
 %[1]s}
 
 container "unless" {
+  network_mode = "none"
   image   = "example.test/busybox:1"
   command = %[2]s
   restart = "unless-stopped"

@@ -48,6 +48,7 @@ image "app" {
 }
 
 container "app" {
+  network_mode = "none"
   image = image.app
 %s}
 `, reg, ref, pull, quick)

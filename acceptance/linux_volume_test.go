@@ -46,6 +46,7 @@ volume "keep" {
 }
 
 container "app" {
+  network_mode = "none"
   image   = %q
   command = %s
   mount {
@@ -168,6 +169,7 @@ func TestLinuxVolumes(t *testing.T) {
 		bind := func(create bool) string {
 			return fmt.Sprintf(`
 container "bound" {
+  network_mode = "none"
   image   = "example.test/site:1"
   command = %s
   mount {

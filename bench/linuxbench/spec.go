@@ -39,7 +39,7 @@ func specCommand(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := runtime.WriteEtc(etcDir, *id, false); err != nil {
+	if err := runtime.WriteEtc(etcDir, *id, false, false); err != nil {
 		return err
 	}
 	sp, err := runtime.OCISpec(runtime.Spec{

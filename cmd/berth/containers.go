@@ -71,7 +71,7 @@ func cmdPs(_ context.Context, env *cliEnv, args []string) int {
 		return c.fail(err)
 	}
 	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tID\tSTATE\tHEALTH\tUPTIME\tRESTARTS\tIMAGE")
+	fmt.Fprintln(tw, "ADDRESS\tID\tSTATE\tHEALTH\tUPTIME\tRESTARTS\tIMAGE\tIP\tPORTS")
 	for _, s := range sts {
 		if !*all && !strings.HasPrefix(s.State, "running") {
 			continue
@@ -88,7 +88,11 @@ func cmdPs(_ context.Context, env *cliEnv, args []string) int {
 		if health == "" {
 			health = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", s.Record.Address, shortID(s.Record.ID), state, health, up, s.Restarts, s.Record.Image)
+		ports, ip := c.host.Published(s.Record.ID)
+		if ip == "" {
+			ip = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", s.Record.Address, shortID(s.Record.ID), state, health, up, s.Restarts, s.Record.Image, ip, strings.Join(ports, ", "))
 	}
 	tw.Flush()
 	return 0
@@ -327,11 +331,18 @@ func lifecycle(ctx context.Context, env *cliEnv, verb string, args []string) int
 	code := 0
 	for _, ref := range pos {
 		rec, err := c.host.Find(ref)
+		if err == nil && verb == "stop" {
+			// Out of the rotation of its published ports before it stops.
+			err = c.host.Rotate(ctx, rec.ID, false)
+		}
 		if err == nil && (verb == "stop" || verb == "restart") {
 			err = c.host.Stop(ctx, rec, verb == "stop")
 		}
 		if err == nil && (verb == "start" || verb == "restart") {
 			err = c.host.Start(ctx, rec, opts.Exe, opts.ShimArgs(c.host.ContainerDir(rec.ID)))
+		}
+		if err == nil && verb == "start" {
+			err = c.host.Rotate(ctx, rec.ID, true)
 		}
 		if err != nil {
 			fmt.Fprintf(env.stderr, "Error: %s: %s\n", ref, err)

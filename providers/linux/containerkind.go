@@ -29,6 +29,11 @@ import (
 // container: limits are set on the live cgroup, state starts or stops it.
 var inPlace = map[string]bool{"id": true, "state": true, "resources": true}
 
+// netInPlace are the attributes of a container on berth's networks that
+// change without a new container: its namespace stays, and attachments,
+// addresses, published ports and /etc/hosts are changed around it.
+var netInPlace = map[string]bool{"network": true, "ports": true, "extra_hosts": true, "dns": true, "ip_address": true, "published_ports": true}
+
 func validateContainer(o obj) providers.Diagnostics {
 	var diags providers.Diagnostics
 	bad := func(path cty.Path, format string, args ...any) {
@@ -40,11 +45,12 @@ func validateContainer(o obj) providers.Diagnostics {
 			bad(cty.GetAttrPath(name), "unknown %s %q: use %s", strings.ReplaceAll(name, "_", " "), v, quoteList(allowed))
 		}
 	}
-	if nm := o.str("network_mode"); nm == "bridge" || strings.HasPrefix(nm, "container:") {
-		bad(cty.GetAttrPath("network_mode"), "network mode %q is not supported yet: use \"none\" or \"host\"", nm)
+	if nm := o.str("network_mode"); strings.HasPrefix(nm, "container:") {
+		bad(cty.GetAttrPath("network_mode"), "network mode %q is not supported yet: use \"bridge\", \"none\" or \"host\"", nm)
 	} else {
-		oneOf("network_mode", "none", "host")
+		oneOf("network_mode", "bridge", "none", "host")
 	}
+	diags = append(diags, validateContainerNet(o)...)
 	oneOf("restart", "no", "always", "unless-stopped", "on-failure")
 	oneOf("state", "running", "stopped")
 	if n, ok := o.integer("max_retries"); ok && n < 0 {
@@ -196,8 +202,18 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 			planned = with(planned, name, cty.StringVal(value))
 		}
 	}
-	def("network_mode", "none")
+	def("network_mode", "bridge")
 	def("restart", "no")
+	bridged := obj{planned}.str("network_mode") == "bridge"
+	if bridged && len(o.strings("ports")) > 0 {
+		for i, b := range o.blocks("network") {
+			if n := b.str("name"); n != "" && p.internalNetwork(n) {
+				resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("network").IndexInt(i).GetAttr("name"),
+					"network %q is internal: it has no published ports; remove ports or attach the container to a network that is not internal", n)
+				return resp
+			}
+		}
+	}
 	def("state", "running")
 	nameSet := o.set("name") || o.unknown("name")
 	// A new container: its name (from its address unless set) and ID are
@@ -206,6 +222,12 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 	create := func() providers.PlanResponse {
 		if !nameSet {
 			planned = with(planned, "name", cty.UnknownVal(cty.String))
+		}
+		planned = with(planned, "ip_address", cty.UnknownVal(cty.String))
+		planned = with(planned, "published_ports", cty.UnknownVal(cty.List(cty.String)))
+		if !bridged {
+			planned = with(planned, "ip_address", cty.NullVal(cty.String))
+			planned = with(planned, "published_ports", cty.NullVal(cty.List(cty.String)))
 		}
 		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
 		return resp
@@ -218,7 +240,7 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 	}
 	var forces []string
 	for name := range p.types[KindContainer].AttributeTypes() {
-		if inPlace[name] {
+		if inPlace[name] || bridged && netInPlace[name] || name == "ip_address" || name == "published_ports" {
 			continue
 		}
 		a, b := prior.GetAttr(name), planned.GetAttr(name)
@@ -232,6 +254,24 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 	}
 	if len(forces) > 0 {
 		return create()
+	}
+	// The addresses and host ports stay unless the networking changes or
+	// drifted (a lost attachment reads as an empty address).
+	netChanged := false
+	for name := range netInPlace {
+		if name == "ip_address" || name == "published_ports" {
+			continue
+		}
+		if a, b := prior.GetAttr(name), planned.GetAttr(name); !b.IsWhollyKnown() || !a.Equals(b).True() {
+			netChanged = true
+		}
+	}
+	if ip := prior.GetAttr("ip_address"); bridged && (netChanged || ip.IsNull() || ip.AsString() == "") {
+		planned = with(planned, "ip_address", cty.UnknownVal(cty.String))
+		planned = with(planned, "published_ports", cty.UnknownVal(cty.List(cty.String)))
+	} else {
+		planned = with(planned, "ip_address", prior.GetAttr("ip_address"))
+		planned = with(planned, "published_ports", prior.GetAttr("published_ports"))
 	}
 	resp.Planned = with(planned, "id", prior.GetAttr("id"))
 	return resp
@@ -289,6 +329,15 @@ func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id
 			resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("resources"), "%s", err)
 			return resp
 		}
+	}
+	if o.str("network_mode") == "bridge" {
+		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, rec.Spec.Hostname, o, rec.Spec.EtcDir)
+		if err != nil {
+			resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
+			resp.ID = id
+			return resp
+		}
+		planned = withNet(planned, nr)
 	}
 	if err := p.setRunning(ctx, dir, rec, o.str("state") != "stopped", prior); err != nil {
 		resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
@@ -376,6 +425,14 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 	if err != nil {
 		return fail(nil, err)
 	}
+	if o.str("network_mode") == "bridge" {
+		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, spec.Hostname, o, spec.EtcDir)
+		if err != nil {
+			return fail(cty.GetAttrPath("network"), err)
+		}
+		spec.NetNS = nr.NetNS
+		planned = withNet(planned, nr)
+	}
 	rec.Spec, rec.Volumes = spec, used
 	rec.Entrypoint, rec.Cmd = splitCommand(img.Config.Entrypoint, img.Config.Cmd, o.strings("entrypoint"), o.strings("command"), o.set("entrypoint"), o.set("command"))
 	rec.Restart = shim.Restart{Policy: o.str("restart")}
@@ -401,6 +458,9 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 		rec.Health = h
 	}
 	if err := dir.WriteRecord(rec); err != nil {
+		return fail(nil, err)
+	}
+	if err := p.remember(owner, KindContainer, id, planned); err != nil {
 		return fail(nil, err)
 	}
 	if o.str("state") != "stopped" {
@@ -549,7 +609,7 @@ func resourcesOf(r obj) (runtime.Resources, error) {
 	return out, nil
 }
 
-func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value) (resp providers.ReadResponse) {
+func (p *Provider) readContainer(ctx context.Context, id string, applied cty.Value) (resp providers.ReadResponse) {
 	dir := shim.Dir(p.hosts.ContainerDir(id))
 	rec, err := dir.Record()
 	if err != nil {
@@ -585,6 +645,16 @@ func (p *Provider) readContainer(_ context.Context, id string, applied cty.Value
 	v := with(applied, "state", cty.StringVal(state))
 	if probe.Running {
 		v = with(v, "resources", liveResources(obj{applied}.block("resources"), probe.Limits, p.types[KindContainer].AttributeType("resources")))
+	}
+	if nr, err := p.loadNetRecord(id); err != nil {
+		resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
+	} else if nr != nil {
+		lv, err := p.liveNetValue(ctx, nr, v)
+		if err != nil {
+			resp.Diagnostics = providers.Errorf("container %s: %s", id, err)
+		} else {
+			v = lv
+		}
 	}
 	resp.ID, resp.State = id, v
 	return resp
@@ -663,6 +733,9 @@ func (p *Provider) deleteContainer(ctx context.Context, id string) error {
 			return err
 		}
 	}
+	if err := p.teardownNetwork(ctx, id); err != nil {
+		return err
+	}
 	if err := p.hosts.Layers.Remove(id); err != nil {
 		return err
 	}
@@ -687,6 +760,7 @@ func (p *Provider) undoCreate(ctx context.Context, id string, vols []string) {
 	d := shim.Dir(p.hosts.ContainerDir(id))
 	shim.Kill(d)
 	_ = p.hosts.Runtime.Destroy(id)
+	_ = p.teardownNetwork(ctx, id)
 	_ = p.hosts.Layers.Remove(id)
 	for _, v := range vols {
 		_ = p.hosts.Volumes.Release(v, id)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"github.com/berthhq/berth/providers/linux/rootfs"
 	"github.com/berthhq/berth/providers/linux/shim"
 )
@@ -196,4 +197,21 @@ func (h *Host) PruneLayers() (int, error) {
 		n++
 	}
 	return n, nil
+}
+
+// Published returns the ports that container id publishes, as `berth ps`
+// shows them ("127.0.0.1:49153->82/tcp"), and its address on its first
+// network; both are empty for a container on no berth network.
+func (h *Host) Published(id string) (ports []string, ip string) {
+	var r netRecord
+	if err := jsonfile.Read(filepath.Join(h.ContainerDir(id), netRecordFile), &r); err != nil {
+		return nil, ""
+	}
+	for _, m := range r.Ports {
+		ports = append(ports, m.String())
+	}
+	if len(r.Attachments) > 0 {
+		ip = r.Attachments[0].Addr.Addr().String()
+	}
+	return ports, ip
 }

@@ -154,9 +154,9 @@ func TestConformance(t *testing.T) {
 		},
 		{
 			Kind:    KindContainer,
-			Config:  f.config(KindContainer, map[string]cty.Value{"image": cty.StringVal(f.image), "command": strs("sleep", "1000"), "resources": res("64M")}),
-			Update:  f.config(KindContainer, map[string]cty.Value{"image": cty.StringVal(f.image), "command": strs("sleep", "1000"), "resources": res("128M")}),
-			Replace: f.config(KindContainer, map[string]cty.Value{"image": cty.StringVal(f.image), "command": strs("sleep", "999"), "resources": res("128M")}),
+			Config:  f.config(KindContainer, map[string]cty.Value{"image": cty.StringVal(f.image), "network_mode": cty.StringVal("none"), "command": strs("sleep", "1000"), "resources": res("64M")}),
+			Update:  f.config(KindContainer, map[string]cty.Value{"image": cty.StringVal(f.image), "network_mode": cty.StringVal("none"), "command": strs("sleep", "1000"), "resources": res("128M")}),
+			Replace: f.config(KindContainer, map[string]cty.Value{"image": cty.StringVal(f.image), "network_mode": cty.StringVal("none"), "command": strs("sleep", "999"), "resources": res("128M")}),
 		},
 	}
 	providertest.Run(t, func(t *testing.T) providers.Provider { return f.p }, cases)

@@ -52,6 +52,7 @@ type Provider struct {
 	mu        sync.Mutex
 	endpoints map[string]*registry.Endpoint
 	regCli    *registry.Client
+	netw      networking
 }
 
 // New returns the linux provider keeping its data under opts.Root.
@@ -172,6 +173,8 @@ func (p *Provider) Validate(_ context.Context, req providers.ValidateRequest) (r
 		resp.Diagnostics = validateVolume(o)
 	case KindContainer:
 		resp.Diagnostics = validateContainer(o)
+	case KindNetwork:
+		resp.Diagnostics = validateNetwork(o)
 	}
 	return resp
 }
@@ -218,6 +221,8 @@ func (p *Provider) Read(ctx context.Context, req providers.ReadRequest) (resp pr
 		return p.readVolume(ctx, id, req.Owner.Token, applied)
 	case KindContainer:
 		return p.readContainer(ctx, id, applied)
+	case KindNetwork:
+		return p.readNetwork(ctx, id, applied)
 	}
 	return resp
 }
@@ -239,6 +244,8 @@ func (p *Provider) Plan(ctx context.Context, req providers.PlanRequest) (resp pr
 		return planVolume(prior, cfg)
 	case KindContainer:
 		return p.planContainer(prior, cfg)
+	case KindNetwork:
+		return p.planNetwork(prior, cfg)
 	}
 	return resp
 }
@@ -260,6 +267,8 @@ func (p *Provider) Apply(ctx context.Context, req providers.ApplyRequest) (resp 
 		return p.applyVolume(ctx, req.Owner, req.ID, planned)
 	case KindContainer:
 		return p.applyContainer(ctx, req.Owner, req.ID, prior, planned)
+	case KindNetwork:
+		return p.applyNetwork(ctx, req.Owner, planned)
 	}
 	return resp
 }
@@ -281,6 +290,8 @@ func (p *Provider) Delete(ctx context.Context, req providers.DeleteRequest) (res
 		err = p.deleteVolume(ctx, req.ID, req.Owner.Token)
 	case KindContainer:
 		err = p.deleteContainer(ctx, req.ID)
+	case KindNetwork:
+		err = p.deleteNetwork(ctx, req.ID)
 	}
 	if err != nil {
 		resp.Diagnostics = providers.Errorf("delete %s: %s", req.Owner.Address, err)

@@ -11,6 +11,7 @@ const (
 	KindImage     = "image"
 	KindVolume    = "volume"
 	KindContainer = "container"
+	KindNetwork   = "network"
 )
 
 func str(desc string) *providers.Attribute {
@@ -31,6 +32,23 @@ func kinds() map[string]*providers.Kind {
 		KindImage:     imageKind(),
 		KindVolume:    volumeKind(),
 		KindContainer: containerKind(),
+		KindNetwork:   networkKind(),
+	}
+}
+
+func networkKind() *providers.Kind {
+	return &providers.Kind{
+		Description: "A bridge network: containers on it reach each other by name and alias, and the outside through NAT unless it is internal.",
+		Block: &providers.Block{Attributes: map[string]*providers.Attribute{
+			"name":     optComputed(cty.String, "The network's name; the resource's name unless set."),
+			"driver":   optComputed(cty.String, `"bridge" (default).`),
+			"subnet":   optComputed(cty.String, "The IPv4 subnet in CIDR form; berth picks a free /24 of 10.89.0.0/16 unless set."),
+			"gateway":  optComputed(cty.String, "The bridge's address; the subnet's first address unless set."),
+			"internal": {Type: cty.Bool, Optional: true, Computed: true, Description: "No outbound NAT and no published ports."},
+			"labels":   {Type: cty.Map(cty.String), Optional: true, Description: "Labels of the network."},
+			"id":       computed(cty.String, "The network's name."),
+			"bridge":   computed(cty.String, "The host interface of the network's bridge."),
+		}},
 	}
 }
 
@@ -84,25 +102,35 @@ func containerKind() *providers.Kind {
 		Description: "A container run by berth's embedded runtime under its own shim.",
 		Block: &providers.Block{
 			Attributes: map[string]*providers.Attribute{
-				"image":        {Type: cty.String, Required: true, Description: "The image: an image resource (image.app) or a reference of an image in the store."},
-				"name":         optComputed(cty.String, "The container's name; the resource's name unless set."),
-				"command":      {Type: list, Optional: true, Description: "Replaces the image's Cmd."},
-				"entrypoint":   {Type: list, Optional: true, Description: "Replaces the image's Entrypoint (and drops its Cmd)."},
-				"env":          {Type: cty.Map(cty.String), Optional: true, Description: "Environment variables, over the image's."},
-				"working_dir":  str("Replaces the image's WorkingDir."),
-				"user":         str("user, uid, user:group or uid:gid; replaces the image's User."),
-				"hostname":     str("The hostname; the container's name unless set."),
-				"labels":       {Type: cty.Map(cty.String), Optional: true, Description: "Labels of the container."},
-				"read_only":    {Type: cty.Bool, Optional: true, Description: "Mount the root filesystem read-only."},
-				"stop_signal":  str("The signal that stops the container; the image's or SIGTERM."),
-				"stop_timeout": {Type: cty.Number, Optional: true, Description: "Seconds between the stop signal and SIGKILL (10)."},
-				"network_mode": optComputed(cty.String, `"none" (default: a loopback only) or "host".`),
-				"restart":      optComputed(cty.String, `"no" (default), "always", "unless-stopped" or "on-failure".`),
-				"max_retries":  {Type: cty.Number, Optional: true, Description: `Restarts allowed by "on-failure" (0: no limit).`},
-				"state":        optComputed(cty.String, `"running" (default) or "stopped".`),
-				"id":           computed(cty.String, "The container's ID."),
+				"image":           {Type: cty.String, Required: true, Description: "The image: an image resource (image.app) or a reference of an image in the store."},
+				"name":            optComputed(cty.String, "The container's name; the resource's name unless set."),
+				"command":         {Type: list, Optional: true, Description: "Replaces the image's Cmd."},
+				"entrypoint":      {Type: list, Optional: true, Description: "Replaces the image's Entrypoint (and drops its Cmd)."},
+				"env":             {Type: cty.Map(cty.String), Optional: true, Description: "Environment variables, over the image's."},
+				"working_dir":     str("Replaces the image's WorkingDir."),
+				"user":            str("user, uid, user:group or uid:gid; replaces the image's User."),
+				"hostname":        str("The hostname; the container's name unless set."),
+				"labels":          {Type: cty.Map(cty.String), Optional: true, Description: "Labels of the container."},
+				"read_only":       {Type: cty.Bool, Optional: true, Description: "Mount the root filesystem read-only."},
+				"stop_signal":     str("The signal that stops the container; the image's or SIGTERM."),
+				"stop_timeout":    {Type: cty.Number, Optional: true, Description: "Seconds between the stop signal and SIGKILL (10)."},
+				"network_mode":    optComputed(cty.String, `"bridge" (default: berth's networks), "host" or "none" (a loopback only).`),
+				"ports":           {Type: list, Optional: true, Description: `Published ports: "8080:80", "127.0.0.1:8081:81", "127.0.0.1::82" (a random host port), "5353:53/udp".`},
+				"extra_hosts":     {Type: cty.Map(cty.String), Optional: true, Description: "Extra /etc/hosts entries: name = address."},
+				"dns":             {Type: list, Optional: true, Description: "Name servers, instead of the host's."},
+				"ip_address":      computed(cty.String, "The container's address on its first network."),
+				"published_ports": computed(list, `The published ports with their host ports: "127.0.0.1:49153->82/tcp".`),
+				"restart":         optComputed(cty.String, `"no" (default), "always", "unless-stopped" or "on-failure".`),
+				"max_retries":     {Type: cty.Number, Optional: true, Description: `Restarts allowed by "on-failure" (0: no limit).`},
+				"state":           optComputed(cty.String, `"running" (default) or "stopped".`),
+				"id":              computed(cty.String, "The container's ID."),
 			},
 			Blocks: map[string]*providers.NestedBlock{
+				"network": {Nesting: providers.NestingList, Block: providers.Block{Attributes: map[string]*providers.Attribute{
+					"name":         {Type: cty.String, Required: true, Description: "A network resource (network.front) or a network's name."},
+					"aliases":      {Type: list, Optional: true, Description: "More names of the container on this network."},
+					"ipv4_address": str("A static address in the network's subnet."),
+				}}},
 				"mount": {Nesting: providers.NestingList, Block: providers.Block{Attributes: map[string]*providers.Attribute{
 					"type":             {Type: cty.String, Required: true, Description: `"volume", "bind" or "tmpfs".`},
 					"source":           str("A volume resource or name, or the host path of a bind mount."),

@@ -33,8 +33,11 @@ type Spec struct {
 	// HostNetwork shares the host's network namespace; otherwise the
 	// container gets its own with only a loopback interface.
 	HostNetwork bool
-	Mounts      []Mount
-	Resources   Resources
+	// NetNS, when set, is the path of a network namespace (bind-mounted
+	// by berth) that the container joins instead of getting a new one.
+	NetNS     string
+	Mounts    []Mount
+	Resources Resources
 	// CgroupParent is the cgroup under which the container's cgroup is
 	// made, e.g. "/berth".
 	CgroupParent string
@@ -114,7 +117,7 @@ func OCISpec(s Spec) (*specs.Spec, error) {
 		ns = append(ns, specs.LinuxNamespace{Type: t})
 	}
 	if !s.HostNetwork {
-		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNS})
 	}
 	sp.Linux.Namespaces = ns
 	parent := s.CgroupParent
@@ -239,8 +242,11 @@ func toUint32(in []int) []uint32 {
 
 // WriteEtc writes the hosts, hostname and resolv.conf files of a container
 // with the given hostname into dir. A container on the host's network gets
-// the host's resolv.conf; one without a network gets an empty one.
-func WriteEtc(dir, hostname string, hostNetwork bool) error {
+// the host's resolv.conf; one without a network gets an empty one. For a
+// container on berth's networks (managed), the provider writes hosts and
+// resolv.conf and keeps them current: WriteEtc then leaves them as they
+// are, unless they are missing.
+func WriteEtc(dir, hostname string, hostNetwork, managed bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write container files: %w", err)
 	}
@@ -256,6 +262,11 @@ func WriteEtc(dir, hostname string, hostNetwork bool) error {
 	}
 	files := map[string]string{"hosts": hosts, "hostname": hostname + "\n", "resolv.conf": resolv}
 	for name, content := range files {
+		if managed && name != "hostname" {
+			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+				continue
+			}
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 			return fmt.Errorf("write container files: %w", err)
 		}

@@ -203,7 +203,7 @@ func (s *shim) once(ctx context.Context, logs *logFile, first bool, stop <-chan 
 			return -1, err
 		}
 	}
-	if err := runtime.WriteEtc(s.rec.Spec.EtcDir, hostnameOf(s.rec), s.rec.Spec.HostNetwork); s.rec.Spec.EtcDir != "" && err != nil {
+	if err := runtime.WriteEtc(s.rec.Spec.EtcDir, hostnameOf(s.rec), s.rec.Spec.HostNetwork, s.rec.Spec.NetNS != ""); s.rec.Spec.EtcDir != "" && err != nil {
 		s.fail(err)
 		return -1, err
 	}

@@ -1,0 +1,391 @@
+package linux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/providers/linux/firewall"
+	"github.com/berthhq/berth/providers/linux/ipam"
+	"github.com/berthhq/berth/providers/linux/netdev"
+	"github.com/zclconf/go-cty/cty"
+)
+
+// defaultNetwork is the network of containers in bridge mode that name no
+// network, made on demand like Docker's docker0 and removed with its last
+// container.
+const (
+	defaultNetwork = "default"
+	defaultBridge  = "berth0"
+)
+
+// subnetPool is where berth picks the /24 of a network that gives none.
+var subnetPool = netip.MustParsePrefix("10.89.0.0/16")
+
+// networking is the provider's handle on the host's network state: links
+// through netlink, addresses and host ports in the IPAM store, and berth's
+// nftables table. It is opened on first use, in the provider's network
+// namespace; mu serialises every change of it.
+type networking struct {
+	mu   sync.Mutex
+	once sync.Once
+	err  error
+	host *netdev.Host
+	ipam *ipam.Store
+	fw   *firewall.Firewall
+}
+
+// net opens the provider's networking on first use.
+func (p *Provider) net(ctx context.Context) (*networking, error) {
+	n := &p.netw
+	n.once.Do(func() {
+		h, err := netdev.OpenHost("")
+		if err != nil {
+			n.err = err
+			return
+		}
+		st, err := ipam.Open(filepath.Join(p.opts.Root, "ipam"))
+		if err != nil {
+			h.Close()
+			n.err = err
+			return
+		}
+		fw, err := firewall.Open(ctx, firewall.DefaultTable)
+		if err != nil {
+			h.Close()
+			n.err = err
+			return
+		}
+		n.host, n.ipam, n.fw = h, st, fw
+	})
+	if n.err != nil {
+		return nil, fmt.Errorf("host networking: %w", n.err)
+	}
+	return n, nil
+}
+
+func validateNetwork(o obj) providers.Diagnostics {
+	var diags providers.Diagnostics
+	bad := func(name, format string, args ...any) {
+		diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath(name), format, args...)...)
+	}
+	diags = append(diags, validateName(o, "network")...)
+	if n := o.str("name"); n == defaultNetwork {
+		bad("name", "the network name %q is berth's own default network: choose another name", n)
+	}
+	switch d := o.str("driver"); d {
+	case "", "bridge":
+	case "macvlan":
+		bad("driver", "the macvlan driver is not supported yet: use \"bridge\"")
+	default:
+		bad("driver", "unknown network driver %q: use \"bridge\"", d)
+	}
+	var subnet netip.Prefix
+	if s := o.str("subnet"); s != "" {
+		p, err := netip.ParsePrefix(s)
+		switch {
+		case err != nil:
+			bad("subnet", "invalid subnet %q: give an IPv4 network in CIDR form, such as \"10.89.0.0/24\"", s)
+		case p != p.Masked():
+			bad("subnet", "subnet %q has host bits set: did you mean %q?", s, p.Masked())
+		default:
+			if err := ipam.ValidateNetwork(p, netip.Addr{}); err != nil {
+				bad("subnet", "%s", err)
+			} else {
+				subnet = p
+			}
+		}
+	}
+	if g := o.str("gateway"); g != "" {
+		a, err := netip.ParseAddr(g)
+		switch {
+		case err != nil || !a.Is4():
+			bad("gateway", "invalid gateway %q: give an IPv4 address", g)
+		case subnet.IsValid():
+			if err := ipam.ValidateNetwork(subnet, a); err != nil {
+				bad("gateway", "gateway %s: %s", g, err)
+			}
+		case !o.set("subnet"):
+			bad("gateway", "a gateway needs the subnet it belongs to: set subnet too")
+		}
+	}
+	return diags
+}
+
+func (p *Provider) planNetwork(prior, cfg cty.Value) (resp providers.PlanResponse) {
+	o := obj{cfg}
+	planned := cfg
+	if !o.set("driver") {
+		planned = with(planned, "driver", cty.StringVal("bridge"))
+	}
+	if !o.set("internal") {
+		planned = with(planned, "internal", cty.False)
+	}
+	if prior.IsNull() {
+		for _, a := range []string{"subnet", "gateway"} {
+			if !o.set(a) {
+				planned = with(planned, a, cty.UnknownVal(cty.String))
+			}
+		}
+		if !o.set("name") {
+			planned = with(planned, "name", cty.UnknownVal(cty.String))
+		}
+		planned = with(planned, "bridge", cty.UnknownVal(cty.String))
+		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
+		return resp
+	}
+	for _, a := range []string{"name", "subnet", "gateway"} {
+		if !o.set(a) {
+			planned = with(planned, a, prior.GetAttr(a))
+		}
+	}
+	for _, a := range []string{"name", "driver", "subnet", "gateway"} {
+		if x, y := prior.GetAttr(a), planned.GetAttr(a); !y.IsWhollyKnown() || !x.Equals(y).True() {
+			resp.RequiresReplace = append(resp.RequiresReplace, cty.GetAttrPath(a))
+		}
+	}
+	if len(resp.RequiresReplace) > 0 {
+		planned = with(planned, "bridge", cty.UnknownVal(cty.String))
+		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
+		return resp
+	}
+	// The bridge reads "" when the live one is missing or wrong: the
+	// update puts it back.
+	name := planned.GetAttr("name").AsString()
+	planned = with(planned, "bridge", cty.StringVal(netdev.BridgeName(name)))
+	resp.Planned = with(planned, "id", prior.GetAttr("id"))
+	return resp
+}
+
+// netSpec is a network as berth makes it.
+type netSpec struct {
+	Name     string
+	Bridge   string
+	Subnet   netip.Prefix
+	Gateway  netip.Addr
+	Internal bool
+}
+
+// ensureNetwork makes or repairs a network: its subnet in the IPAM store,
+// its bridge, and its rules in berth's table. n.mu must be held.
+func (p *Provider) ensureNetwork(ctx context.Context, n *networking, name string, subnet netip.Prefix, gateway netip.Addr, internal bool) (netSpec, error) {
+	bridge := netdev.BridgeName(name)
+	if name == defaultNetwork {
+		bridge = defaultBridge
+	}
+	routes, err := n.host.HostRoutes(ctx)
+	if err != nil {
+		return netSpec{}, err
+	}
+	var avoid []netip.Prefix
+	for _, r := range routes {
+		if r.Dev != bridge {
+			avoid = append(avoid, r.Dst)
+		}
+	}
+	got, err := n.ipam.EnsureNetwork(ctx, name, ipam.NetworkRequest{Subnet: subnet, Gateway: gateway, Pool: subnetPool, Bits: 24, Avoid: avoid})
+	if err != nil {
+		return netSpec{}, err
+	}
+	s := netSpec{Name: name, Bridge: bridge, Subnet: got.Subnet, Gateway: got.Gateway, Internal: internal}
+	if err := n.host.EnsureBridge(ctx, netdev.Bridge{Name: bridge, Gateway: netip.PrefixFrom(got.Gateway, got.Subnet.Bits()), Owner: "network:" + name}); err != nil {
+		return s, err
+	}
+	if err := n.host.EnableForwarding(ctx); err != nil {
+		return s, err
+	}
+	if err := n.host.SetSysctl(ctx, "net/ipv4/conf/"+bridge+"/route_localnet", "1"); err != nil {
+		return s, err
+	}
+	if err := n.fw.Ensure(ctx); err != nil {
+		return s, err
+	}
+	if err := n.fw.AddNetwork(ctx, firewall.Network{Name: name, Bridge: bridge, Subnet: got.Subnet, Internal: internal}); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// removeNetwork takes a network off the host: its rules, its bridge and
+// its addresses. n.mu must be held.
+func (p *Provider) removeNetwork(ctx context.Context, n *networking, name string) error {
+	bridge := netdev.BridgeName(name)
+	if name == defaultNetwork {
+		bridge = defaultBridge
+	}
+	if err := n.fw.RemoveNetwork(ctx, name); err != nil {
+		return err
+	}
+	if err := n.host.DeleteBridge(ctx, bridge); err != nil {
+		return err
+	}
+	return n.ipam.DropNetwork(ctx, name)
+}
+
+func (p *Provider) applyNetwork(ctx context.Context, owner providers.Owner, planned cty.Value) (resp providers.ApplyResponse) {
+	o := obj{planned}
+	name := o.str("name")
+	if name == "" {
+		name = defaultName(owner.Address)
+	}
+	n, err := p.net(ctx)
+	if err != nil {
+		resp.Diagnostics = providers.Errorf("network %s: %s", owner.Address, err)
+		return resp
+	}
+	var subnet netip.Prefix
+	var gateway netip.Addr
+	if s := o.str("subnet"); s != "" {
+		subnet, _ = netip.ParsePrefix(s)
+	}
+	if g := o.str("gateway"); g != "" {
+		gateway, _ = netip.ParseAddr(g)
+	}
+	planned = with(planned, "name", cty.StringVal(name))
+	planned = with(planned, "id", cty.StringVal(name))
+	// Remember first: an interrupted create is found again by its token.
+	if err := p.remember(owner, KindNetwork, name, planned); err != nil {
+		resp.Diagnostics = providers.Errorf("network %s: %s", owner.Address, err)
+		return resp
+	}
+	n.mu.Lock()
+	s, err := p.ensureNetwork(ctx, n, name, subnet, gateway, o.boolean("internal", false))
+	if err == nil {
+		// Containers attached before the bridge went missing are attached
+		// again.
+		err = p.reattachNetwork(ctx, n, name)
+	}
+	n.mu.Unlock()
+	if err != nil {
+		path := cty.Path(nil)
+		if errors.Is(err, ipam.ErrInUse) {
+			path = cty.GetAttrPath("subnet")
+		}
+		resp.ID = name
+		resp.Diagnostics = providers.AttributeErrorf(path, "network %s: %s", owner.Address, err)
+		return resp
+	}
+	planned = with(planned, "subnet", cty.StringVal(s.Subnet.String()))
+	planned = with(planned, "gateway", cty.StringVal(s.Gateway.String()))
+	planned = with(planned, "bridge", cty.StringVal(s.Bridge))
+	if err := p.remember(owner, KindNetwork, name, planned); err != nil {
+		resp.Diagnostics = providers.Errorf("network %s: %s", owner.Address, err)
+		return resp
+	}
+	resp.ID, resp.State = name, planned
+	return resp
+}
+
+func (p *Provider) readNetwork(ctx context.Context, id string, applied cty.Value) (resp providers.ReadResponse) {
+	resp.State = applied
+	if applied.IsNull() {
+		return resp
+	}
+	n, err := p.net(ctx)
+	if err != nil {
+		resp.Diagnostics = providers.Errorf("network %s: %s", id, err)
+		return resp
+	}
+	o := obj{applied}
+	ok := true
+	st, exists, err := n.host.ReadBridge(ctx, o.str("bridge"))
+	if err != nil {
+		resp.Diagnostics = providers.Errorf("network %s: %s", id, err)
+		return resp
+	}
+	gw, _ := netip.ParseAddr(o.str("gateway"))
+	sub, _ := netip.ParsePrefix(o.str("subnet"))
+	if !exists || st.Kind != "bridge" || !st.Up || !containsPrefix(st.Addrs, netip.PrefixFrom(gw, sub.Bits())) {
+		ok = false
+	}
+	if ok {
+		nets, err := n.fw.Networks(ctx)
+		if err != nil {
+			resp.Diagnostics = providers.Errorf("network %s: %s", id, err)
+			return resp
+		}
+		found := false
+		for _, ns := range nets {
+			if ns.Name == id {
+				found = len(ns.Drift) == 0 && ns.Bridge == o.str("bridge") && ns.Subnet == sub && ns.Internal == o.boolean("internal", false)
+			}
+		}
+		ok = found
+	}
+	if !ok {
+		resp.State = with(applied, "bridge", cty.StringVal(""))
+	}
+	resp.ID = id
+	return resp
+}
+
+func containsPrefix(list []netip.Prefix, p netip.Prefix) bool {
+	for _, x := range list {
+		if x == p {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
+	if id == "" {
+		return nil
+	}
+	n, err := p.net(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	recs, err := p.netRecords()
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		for _, a := range r.Attachments {
+			if a.Network == id {
+				return fmt.Errorf("network %s still has container %s attached: delete or detach it first", id, r.Address)
+			}
+		}
+	}
+	if err := p.removeNetwork(ctx, n, id); err != nil {
+		return err
+	}
+	return p.tidyHost(ctx, n)
+}
+
+// netRecordFile is the file of a container's networking in its directory.
+const netRecordFile = "network.json"
+
+// removeFileIfExists removes path; a missing file is not an error.
+func removeFileIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// internalNetwork reports whether the network called name, as berth last
+// applied it, is internal.
+func (p *Provider) internalNetwork(name string) bool {
+	all, err := p.objs.all()
+	if err != nil {
+		return false
+	}
+	ty := p.types[KindNetwork]
+	for _, st := range all {
+		if st.Kind != KindNetwork || st.ID != name {
+			continue
+		}
+		if v, err := decodeValue(st.Value, ty); err == nil && !v.IsNull() {
+			return obj{v}.boolean("internal", false)
+		}
+	}
+	return false
+}
