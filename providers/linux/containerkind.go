@@ -46,7 +46,9 @@ func validateContainer(o obj) providers.Diagnostics {
 		}
 	}
 	if nm := o.str("network_mode"); strings.HasPrefix(nm, "container:") {
-		bad(cty.GetAttrPath("network_mode"), "network mode %q is not supported yet: use \"bridge\", \"none\" or \"host\"", nm)
+		if strings.TrimPrefix(nm, "container:") == "" {
+			bad(cty.GetAttrPath("network_mode"), "network mode %q names no container: use \"container:NAME\", e.g. \"container:${container.db.name}\"", nm)
+		}
 	} else {
 		oneOf("network_mode", "bridge", "none", "host")
 	}
@@ -433,6 +435,13 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 		spec.NetNS = nr.NetNS
 		planned = withNet(planned, nr)
 	}
+	if target, ok := strings.CutPrefix(o.str("network_mode"), "container:"); ok {
+		ns, err := p.joinNetwork(target, spec.EtcDir)
+		if err != nil {
+			return fail(cty.GetAttrPath("network_mode"), err)
+		}
+		spec.NetNS = ns
+	}
 	rec.Spec, rec.Volumes = spec, used
 	rec.Entrypoint, rec.Cmd = splitCommand(img.Config.Entrypoint, img.Config.Cmd, o.strings("entrypoint"), o.strings("command"), o.set("entrypoint"), o.set("command"))
 	rec.Restart = shim.Restart{Policy: o.str("restart")}
@@ -645,6 +654,13 @@ func (p *Provider) readContainer(ctx context.Context, id string, applied cty.Val
 	v := with(applied, "state", cty.StringVal(state))
 	if probe.Running {
 		v = with(v, "resources", liveResources(obj{applied}.block("resources"), probe.Limits, p.types[KindContainer].AttributeType("resources")))
+	}
+	if target, ok := strings.CutPrefix(obj{applied}.str("network_mode"), "container:"); ok && rec.Spec.NetNS != "" {
+		// A replaced target has a new namespace: the joined one is stale
+		// and the container must join again.
+		if ns, err := p.targetNetNS(target); err != nil || ns != rec.Spec.NetNS {
+			v = with(v, "network_mode", cty.StringVal("container:"+target+" (namespace gone)"))
+		}
 	}
 	if nr, err := p.loadNetRecord(id); err != nil {
 		resp.Diagnostics = providers.Errorf("container %s: %s", id, err)

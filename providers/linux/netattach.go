@@ -48,6 +48,10 @@ type attachment struct {
 	Addr    netip.Prefix `json:"addr"`
 	Gateway netip.Addr   `json:"gateway"`
 	Aliases []string     `json:"aliases,omitempty"`
+	// Parent and Mode are set for a macvlan network: the container's
+	// interface sits on the host's interface Parent, with no bridge.
+	Parent string `json:"parent,omitempty"`
+	Mode   string `json:"mode,omitempty"`
 }
 
 // hostEntry is one extra /etc/hosts line of a container.
@@ -295,7 +299,14 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 			return rec, fmt.Errorf("network %q does not exist: declare it (network %q {}) and give network.%s", wa.Network, wa.Network, wa.Network)
 		}
 		bridge := netdev.BridgeName(wa.Network)
-		specs[wa.Network] = netSpec{Name: wa.Network, Bridge: bridge, Subnet: k.Subnet, Gateway: k.Gateway}
+		s := netSpec{Name: wa.Network, Bridge: bridge, Subnet: k.Subnet, Gateway: k.Gateway}
+		if nw, ok := p.networkObject(wa.Network); ok && nw.str("driver") == "macvlan" {
+			s.Bridge, s.Parent, s.Mode = "", nw.str("parent"), nw.str("mode")
+			if len(w.Ports) > 0 {
+				return rec, fmt.Errorf("network %q is a macvlan network: the container has its own address on the LAN and publishes no ports; remove ports", wa.Network)
+			}
+		}
+		specs[wa.Network] = s
 	}
 	if len(w.Ports) > 0 {
 		for _, wa := range w.Networks {
@@ -314,6 +325,7 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 		at := attachment{
 			Network: wa.Network, Bridge: s.Bridge, HostIf: netdev.VethName(id, wa.Network),
 			IfName: "eth" + strconv.Itoa(i), Addr: netip.PrefixFrom(a, s.Subnet.Bits()), Aliases: wa.Aliases,
+			Parent: s.Parent, Mode: s.Mode,
 		}
 		if i == 0 {
 			at.Gateway = s.Gateway
@@ -323,7 +335,7 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 	// Attachments no longer declared go first.
 	for _, old := range rec.Attachments {
 		if !hasAttachment(keep, old) {
-			if err := n.host.Detach(ctx, vethOf(rec, old)); err != nil {
+			if err := detach(ctx, n.host, rec, old); err != nil {
 				return rec, err
 			}
 			if !hasNetwork(keep, old.Network) {
@@ -338,7 +350,7 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 		return rec, err
 	}
 	for _, at := range keep {
-		if err := n.host.AttachVeth(ctx, vethOf(rec, at)); err != nil {
+		if err := attach(ctx, n.host, rec, at); err != nil {
 			return rec, fmt.Errorf("attach to network %q: %w", at.Network, err)
 		}
 	}
@@ -401,6 +413,27 @@ func hasNetwork(list []attachment, network string) bool {
 		}
 	}
 	return false
+}
+
+// attach makes or repairs the interface of attachment a in rec's
+// namespace: a veth on a bridge, or a macvlan on a parent interface.
+func attach(ctx context.Context, h *netdev.Host, rec *netRecord, a attachment) error {
+	if a.Parent != "" {
+		return h.AttachMacvlan(ctx, macvlanOf(rec, a))
+	}
+	return h.AttachVeth(ctx, vethOf(rec, a))
+}
+
+// detach removes the interface of attachment a.
+func detach(ctx context.Context, h *netdev.Host, rec *netRecord, a attachment) error {
+	if a.Parent != "" {
+		return h.DetachMacvlan(ctx, macvlanOf(rec, a))
+	}
+	return h.Detach(ctx, vethOf(rec, a))
+}
+
+func macvlanOf(rec *netRecord, a attachment) netdev.Macvlan {
+	return netdev.Macvlan{NetNS: rec.NetNS, Parent: a.Parent, Mode: a.Mode, IfName: a.IfName, Addr: a.Addr, Gateway: a.Gateway}
 }
 
 func vethOf(rec *netRecord, a attachment) netdev.Attachment {
@@ -553,7 +586,7 @@ func (p *Provider) teardownNetwork(ctx context.Context, id string) error {
 		return err
 	}
 	for _, a := range rec.Attachments {
-		if err := n.host.Detach(ctx, vethOf(rec, a)); err != nil {
+		if err := detach(ctx, n.host, rec, a); err != nil {
 			return err
 		}
 	}
@@ -646,6 +679,14 @@ func (p *Provider) liveNet(ctx context.Context, rec *netRecord) (attached map[st
 	}
 	attached = map[string]bool{}
 	for _, a := range rec.Attachments {
+		if a.Parent != "" {
+			st, err := n.host.ReadMacvlan(ctx, macvlanOf(rec, a))
+			if err != nil {
+				return nil, nil, err
+			}
+			attached[a.Network] = st.IfExists && st.Parent == a.Parent && st.Up && containsPrefix(st.Addrs, a.Addr)
+			continue
+		}
 		st, err := n.host.ReadAttachment(ctx, vethOf(rec, a))
 		if err != nil {
 			return nil, nil, err
@@ -840,4 +881,58 @@ func (h *Host) Rotate(ctx context.Context, id string, in bool) error {
 		ports[portKey(m.HostIP, m.HostPort, m.Proto)] = m
 	}
 	return h.publishPorts(ctx, fw, ports)
+}
+
+// joinNetwork returns the network namespace of the container called
+// target (its name, ID or address), for a container in network mode
+// "container:target", and copies target's /etc/hosts and resolv.conf into
+// etcDir, as the joining container shares its network.
+func (p *Provider) joinNetwork(target, etcDir string) (string, error) {
+	recs, err := p.netRecords()
+	if err != nil {
+		return "", err
+	}
+	var found *netRecord
+	for _, r := range recs {
+		if r.Name == target || r.ID == target || r.Address == target {
+			found = r
+		}
+	}
+	if found == nil {
+		if rec, err := p.hosts.Find(target); err == nil {
+			return "", fmt.Errorf("container %s has no network of berth's to share (its network_mode is not \"bridge\"): give it network_mode = \"bridge\"", rec.Address)
+		}
+		return "", fmt.Errorf("network_mode \"container:%s\": there is no container %q on this host", target, target)
+	}
+	if ok, _ := netdev.NetNSExists(found.NetNS); !ok {
+		return "", fmt.Errorf("the network namespace of container %s is gone: apply again to restore it", found.Address)
+	}
+	if err := os.MkdirAll(etcDir, 0o755); err != nil {
+		return "", err
+	}
+	for _, f := range []string{"hosts", "resolv.conf"} {
+		b, err := os.ReadFile(filepath.Join(p.hosts.ContainerDir(found.ID), "etc", f))
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(etcDir, f), b, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return found.NetNS, nil
+}
+
+// targetNetNS returns the path of the network namespace of the container
+// called target, for the drift check of containers that joined it.
+func (p *Provider) targetNetNS(target string) (string, error) {
+	recs, err := p.netRecords()
+	if err != nil {
+		return "", err
+	}
+	for _, r := range recs {
+		if r.Name == target || r.ID == target || r.Address == target {
+			return r.NetNS, nil
+		}
+	}
+	return "", fmt.Errorf("no container %q", target)
 }

@@ -80,10 +80,26 @@ func validateNetwork(o obj) providers.Diagnostics {
 	}
 	switch d := o.str("driver"); d {
 	case "", "bridge":
+		for _, a := range []string{"parent", "mode"} {
+			if o.str(a) != "" {
+				bad(a, "%s applies to the macvlan driver only", a)
+			}
+		}
 	case "macvlan":
-		bad("driver", "the macvlan driver is not supported yet: use \"bridge\"")
+		if o.str("parent") == "" && !o.unknown("parent") {
+			bad("driver", "a macvlan network needs parent: the host's interface on the LAN, e.g. parent = \"eth0\"")
+		}
+		if o.str("subnet") == "" && !o.unknown("subnet") {
+			bad("driver", "a macvlan network needs the LAN's subnet (and gateway): berth cannot pick them")
+		}
+		if m := o.str("mode"); m != "" && !contains([]string{"bridge", "private", "vepa", "passthru"}, m) {
+			bad("mode", "unknown macvlan mode %q: use \"bridge\", \"private\", \"vepa\" or \"passthru\"", m)
+		}
+		if o.boolean("internal", false) {
+			bad("internal", "a macvlan network sits on the LAN and cannot be internal")
+		}
 	default:
-		bad("driver", "unknown network driver %q: use \"bridge\"", d)
+		bad("driver", "unknown network driver %q: use \"bridge\" or \"macvlan\"", d)
 	}
 	var subnet netip.Prefix
 	if s := o.str("subnet"); s != "" {
@@ -144,7 +160,7 @@ func (p *Provider) planNetwork(prior, cfg cty.Value) (resp providers.PlanRespons
 			planned = with(planned, a, prior.GetAttr(a))
 		}
 	}
-	for _, a := range []string{"name", "driver", "subnet", "gateway"} {
+	for _, a := range []string{"name", "driver", "subnet", "gateway", "parent", "mode"} {
 		if x, y := prior.GetAttr(a), planned.GetAttr(a); !y.IsWhollyKnown() || !x.Equals(y).True() {
 			resp.RequiresReplace = append(resp.RequiresReplace, cty.GetAttrPath(a))
 		}
@@ -158,6 +174,9 @@ func (p *Provider) planNetwork(prior, cfg cty.Value) (resp providers.PlanRespons
 	// update puts it back.
 	name := planned.GetAttr("name").AsString()
 	planned = with(planned, "bridge", cty.StringVal(netdev.BridgeName(name)))
+	if (obj{planned}).str("driver") == "macvlan" {
+		planned = with(planned, "bridge", cty.StringVal(""))
+	}
 	resp.Planned = with(planned, "id", prior.GetAttr("id"))
 	return resp
 }
@@ -166,6 +185,8 @@ func (p *Provider) planNetwork(prior, cfg cty.Value) (resp providers.PlanRespons
 type netSpec struct {
 	Name     string
 	Bridge   string
+	Parent   string
+	Mode     string
 	Subnet   netip.Prefix
 	Gateway  netip.Addr
 	Internal bool
@@ -253,6 +274,25 @@ func (p *Provider) applyNetwork(ctx context.Context, owner providers.Owner, plan
 		resp.Diagnostics = providers.Errorf("network %s: %s", owner.Address, err)
 		return resp
 	}
+	if o.str("driver") == "macvlan" {
+		n.mu.Lock()
+		got, err := n.ipam.EnsureNetwork(ctx, name, ipam.NetworkRequest{Subnet: subnet, Gateway: gateway})
+		n.mu.Unlock()
+		if err != nil {
+			resp.ID = name
+			resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("subnet"), "network %s: %s", owner.Address, err)
+			return resp
+		}
+		planned = with(planned, "subnet", cty.StringVal(got.Subnet.String()))
+		planned = with(planned, "gateway", cty.StringVal(got.Gateway.String()))
+		planned = with(planned, "bridge", cty.StringVal(""))
+		if err := p.remember(owner, KindNetwork, name, planned); err != nil {
+			resp.Diagnostics = providers.Errorf("network %s: %s", owner.Address, err)
+			return resp
+		}
+		resp.ID, resp.State = name, planned
+		return resp
+	}
 	n.mu.Lock()
 	s, err := p.ensureNetwork(ctx, n, name, subnet, gateway, o.boolean("internal", false))
 	if err == nil {
@@ -292,6 +332,10 @@ func (p *Provider) readNetwork(ctx context.Context, id string, applied cty.Value
 		return resp
 	}
 	o := obj{applied}
+	if o.str("driver") == "macvlan" {
+		resp.ID = id
+		return resp
+	}
 	ok := true
 	st, exists, err := n.host.ReadBridge(ctx, o.str("bridge"))
 	if err != nil {
@@ -354,6 +398,12 @@ func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
 			}
 		}
 	}
+	if nw, ok := p.networkObject(id); ok && nw.str("driver") == "macvlan" {
+		if err := n.ipam.DropNetwork(ctx, id); err != nil {
+			return err
+		}
+		return p.tidyHost(ctx, n)
+	}
 	if err := p.removeNetwork(ctx, n, id); err != nil {
 		return err
 	}
@@ -374,9 +424,15 @@ func removeFileIfExists(path string) error {
 // internalNetwork reports whether the network called name, as berth last
 // applied it, is internal.
 func (p *Provider) internalNetwork(name string) bool {
+	o, ok := p.networkObject(name)
+	return ok && o.boolean("internal", false)
+}
+
+// networkObject returns the network called name as berth last applied it.
+func (p *Provider) networkObject(name string) (obj, bool) {
 	all, err := p.objs.all()
 	if err != nil {
-		return false
+		return obj{}, false
 	}
 	ty := p.types[KindNetwork]
 	for _, st := range all {
@@ -384,8 +440,8 @@ func (p *Provider) internalNetwork(name string) bool {
 			continue
 		}
 		if v, err := decodeValue(st.Value, ty); err == nil && !v.IsNull() {
-			return obj{v}.boolean("internal", false)
+			return obj{v}, true
 		}
 	}
-	return false
+	return obj{}, false
 }

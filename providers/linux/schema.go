@@ -41,7 +41,9 @@ func networkKind() *providers.Kind {
 		Description: "A bridge network: containers on it reach each other by name and alias, and the outside through NAT unless it is internal.",
 		Block: &providers.Block{Attributes: map[string]*providers.Attribute{
 			"name":     optComputed(cty.String, "The network's name; the resource's name unless set."),
-			"driver":   optComputed(cty.String, `"bridge" (default).`),
+			"driver":   optComputed(cty.String, `"bridge" (default) or "macvlan" (containers sit on the LAN of parent with their own MAC and address).`),
+			"parent":   str("macvlan: the host's interface on the LAN, e.g. \"eth0\"."),
+			"mode":     str(`macvlan: "bridge" (default), "private", "vepa" or "passthru".`),
 			"subnet":   optComputed(cty.String, "The IPv4 subnet in CIDR form; berth picks a free /24 of 10.89.0.0/16 unless set."),
 			"gateway":  optComputed(cty.String, "The bridge's address; the subnet's first address unless set."),
 			"internal": {Type: cty.Bool, Optional: true, Computed: true, Description: "No outbound NAT and no published ports."},

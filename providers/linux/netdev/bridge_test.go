@@ -178,7 +178,7 @@ func TestAttachRepairsDrift(t *testing.T) {
 	a := l.att[0]
 
 	tests := []struct {
-		name  string
+		name   string
 		break_ func()
 		// check inspects the status read after the change by hand.
 		check func(s AttachmentStatus) bool
