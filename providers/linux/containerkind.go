@@ -196,7 +196,7 @@ func quoteList(list []string) string {
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
-func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanResponse) {
+func (p *Provider) planContainer(ctx context.Context, prior, cfg cty.Value) (resp providers.PlanResponse) {
 	o := obj{cfg}
 	planned := cfg
 	def := func(name, value string) {
@@ -207,6 +207,12 @@ func (p *Provider) planContainer(prior, cfg cty.Value) (resp providers.PlanRespo
 	def("network_mode", "bridge")
 	def("restart", "no")
 	bridged := obj{planned}.str("network_mode") == "bridge"
+	if bridged {
+		if d := p.staticAddrClash(ctx, o, prior); d != nil {
+			resp.Diagnostics = d
+			return resp
+		}
+	}
 	if bridged && len(o.strings("ports")) > 0 {
 		for i, b := range o.blocks("network") {
 			if n := b.str("name"); n != "" && p.internalNetwork(n) {
@@ -430,7 +436,7 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 	if o.str("network_mode") == "bridge" {
 		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, spec.Hostname, o, spec.EtcDir)
 		if err != nil {
-			return fail(cty.GetAttrPath("network"), err)
+			return fail(errPath(err, cty.GetAttrPath("network")), err)
 		}
 		spec.NetNS = nr.NetNS
 		planned = withNet(planned, nr)

@@ -21,6 +21,25 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
+// attrError is an error of one attribute of the configuration, so that
+// the diagnostic points at it.
+type attrError struct {
+	path cty.Path
+	err  error
+}
+
+func (e *attrError) Error() string { return e.err.Error() }
+func (e *attrError) Unwrap() error { return e.err }
+
+// errPath returns the attribute an error is about, or def.
+func errPath(err error, def cty.Path) cty.Path {
+	var ae *attrError
+	if errors.As(err, &ae) {
+		return ae.path
+	}
+	return def
+}
+
 // netRecord is a container's networking as berth made it, kept in the
 // container's directory: the namespace, one attachment per network and
 // the published ports. Every change of the host's network state is
@@ -369,6 +388,11 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 			m.HostPort = uint16(port)
 		}
 		k := portKey(m.HostIP, m.HostPort, m.Proto)
+		if ps.HostPort != 0 && !hadPort(old, k) {
+			if err := checkPortFree(m.HostIP, m.HostPort, m.Proto); err != nil {
+				return rec, &attrError{path: cty.GetAttrPath("ports").IndexInt(i), err: fmt.Errorf("port %q: %w", m.Spec, err)}
+			}
+		}
 		if seen[k] {
 			return rec, fmt.Errorf("port %q: the host port %d/%s is published twice", m.Spec, m.HostPort, m.Proto)
 		}
@@ -395,6 +419,15 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 		return rec, err
 	}
 	return rec, p.refreshHosts()
+}
+
+func hadPort(list []portMap, key string) bool {
+	for _, m := range list {
+		if portKey(m.HostIP, m.HostPort, m.Proto) == key {
+			return true
+		}
+	}
+	return false
 }
 
 func hasAttachment(list []attachment, a attachment) bool {
@@ -935,4 +968,52 @@ func (p *Provider) targetNetNS(target string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no container %q", target)
+}
+
+// staticAddrClash refuses, at plan, a static address outside its
+// network's subnet or held by another container of this host, for the
+// networks that exist already.
+func (p *Provider) staticAddrClash(ctx context.Context, o obj, prior cty.Value) providers.Diagnostics {
+	self := ""
+	if !prior.IsNull() {
+		self = obj{prior}.str("id")
+	}
+	var n *networking
+	for i, b := range o.blocks("network") {
+		want, err := netip.ParseAddr(b.str("ipv4_address"))
+		if err != nil || b.str("name") == "" {
+			continue
+		}
+		if n == nil {
+			if n, err = p.net(ctx); err != nil {
+				return nil
+			}
+		}
+		nets, err := n.ipam.Networks()
+		if err != nil {
+			return nil
+		}
+		k, ok := nets[b.str("name")]
+		if !ok {
+			continue
+		}
+		path := cty.GetAttrPath("network").IndexInt(i).GetAttr("ipv4_address")
+		if !k.Subnet.Contains(want) || want == k.Gateway || want == k.Subnet.Addr() {
+			return providers.AttributeErrorf(path, "ipv4_address %s is not a free host address of network %q (subnet %s, gateway %s)", want, b.str("name"), k.Subnet, k.Gateway)
+		}
+		owners, err := n.ipam.Owners(b.str("name"))
+		if err != nil {
+			return nil
+		}
+		for owner, a := range owners {
+			if a == want && owner != self {
+				who := owner
+				if r, err := p.loadNetRecord(owner); err == nil && r != nil {
+					who = r.Address
+				}
+				return providers.AttributeErrorf(path, "ipv4_address %s on network %q is taken by %s", want, b.str("name"), who)
+			}
+		}
+	}
+	return nil
 }

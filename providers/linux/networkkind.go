@@ -133,8 +133,12 @@ func validateNetwork(o obj) providers.Diagnostics {
 	return diags
 }
 
-func (p *Provider) planNetwork(prior, cfg cty.Value) (resp providers.PlanResponse) {
+func (p *Provider) planNetwork(ctx context.Context, prior, cfg cty.Value) (resp providers.PlanResponse) {
 	o := obj{cfg}
+	if d := p.subnetClash(ctx, o, prior); d != nil {
+		resp.Diagnostics = d
+		return resp
+	}
 	planned := cfg
 	if !o.set("driver") {
 		planned = with(planned, "driver", cty.StringVal("bridge"))
@@ -444,4 +448,41 @@ func (p *Provider) networkObject(name string) (obj, bool) {
 		}
 	}
 	return obj{}, false
+}
+
+// subnetClash refuses, at plan, a declared bridge subnet that overlaps
+// another network of berth's or a route of the host.
+func (p *Provider) subnetClash(ctx context.Context, o obj, prior cty.Value) providers.Diagnostics {
+	sub, err := netip.ParsePrefix(o.str("subnet"))
+	if err != nil || o.str("driver") == "macvlan" {
+		return nil
+	}
+	self := o.str("name")
+	if !prior.IsNull() {
+		self = obj{prior}.str("name")
+	}
+	n, err := p.net(ctx)
+	if err != nil {
+		return nil
+	}
+	nets, err := n.ipam.Networks()
+	if err != nil {
+		return nil
+	}
+	for name, k := range nets {
+		if name != self && (self != "" || name != defaultNetwork) && ipam.Overlaps(k.Subnet, sub) {
+			return providers.AttributeErrorf(cty.GetAttrPath("subnet"), "subnet %s overlaps %s of network %q: choose another subnet", sub, k.Subnet, name)
+		}
+	}
+	routes, err := n.host.HostRoutes(ctx)
+	if err != nil {
+		return nil
+	}
+	own := netdev.BridgeName(self)
+	for _, r := range routes {
+		if r.Dev != own && r.Owner == "" && ipam.Overlaps(r.Dst, sub) {
+			return providers.AttributeErrorf(cty.GetAttrPath("subnet"), "subnet %s overlaps the host's route to %s (dev %s): choose another subnet", sub, r.Dst, r.Dev)
+		}
+	}
+	return nil
 }

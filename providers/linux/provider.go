@@ -243,9 +243,9 @@ func (p *Provider) Plan(ctx context.Context, req providers.PlanRequest) (resp pr
 	case KindVolume:
 		return planVolume(prior, cfg)
 	case KindContainer:
-		return p.planContainer(prior, cfg)
+		return p.planContainer(ctx, prior, cfg)
 	case KindNetwork:
-		return p.planNetwork(prior, cfg)
+		return p.planNetwork(ctx, prior, cfg)
 	}
 	return resp
 }
