@@ -214,10 +214,11 @@ func (p *Provider) planContainer(ctx context.Context, prior, cfg cty.Value) (res
 		}
 	}
 	if bridged && len(o.strings("ports")) > 0 {
-		for i, b := range o.blocks("network") {
-			if n := b.str("name"); n != "" && p.internalNetwork(n) {
-				resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("network").IndexInt(i).GetAttr("name"),
-					"network %q is internal: it has no published ports; remove ports or attach the container to a network that is not internal", n)
+		// Published ports go to the address on the first network.
+		if bs := o.blocks("network"); len(bs) > 0 {
+			if n := bs[0].str("name"); n != "" && p.internalNetwork(n) {
+				resp.Diagnostics = providers.AttributeErrorf(cty.GetAttrPath("network").IndexInt(0).GetAttr("name"),
+					"network %q is internal: it has no published ports; remove ports or attach the container first to a network that is not internal", n)
 				return resp
 			}
 		}

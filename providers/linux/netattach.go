@@ -321,18 +321,15 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 		s := netSpec{Name: wa.Network, Bridge: bridge, Subnet: k.Subnet, Gateway: k.Gateway}
 		if nw, ok := p.networkObject(wa.Network); ok && nw.str("driver") == "macvlan" {
 			s.Bridge, s.Parent, s.Mode = "", nw.str("parent"), nw.str("mode")
-			if len(w.Ports) > 0 {
+			if len(w.Ports) > 0 && wa.Network == w.Networks[0].Network {
 				return rec, fmt.Errorf("network %q is a macvlan network: the container has its own address on the LAN and publishes no ports; remove ports", wa.Network)
 			}
 		}
 		specs[wa.Network] = s
 	}
-	if len(w.Ports) > 0 {
-		for _, wa := range w.Networks {
-			if p.internalNetwork(wa.Network) {
-				return rec, fmt.Errorf("network %q is internal: it has no published ports; remove ports or attach the container to a network that is not internal", wa.Network)
-			}
-		}
+	// Published ports go to the address on the first network.
+	if len(w.Ports) > 0 && p.internalNetwork(w.Networks[0].Network) {
+		return rec, &attrError{path: cty.GetAttrPath("network").IndexInt(0).GetAttr("name"), err: fmt.Errorf("network %q is internal: it has no published ports; remove ports or attach the container first to a network that is not internal", w.Networks[0].Network)}
 	}
 	var keep []attachment
 	for i, wa := range w.Networks {
