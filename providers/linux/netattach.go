@@ -524,9 +524,12 @@ func (h *Host) publishPorts(ctx context.Context, fw *firewall.Firewall, ports ma
 		} else if err := fw.Publish(ctx, firewall.Port{HostIP: m.HostIP, HostPort: m.HostPort, Proto: m.Proto, Backends: backends}); err != nil {
 			return err
 		}
-		// Flows tracked to the old backends must not linger (UDP above
-		// all).
-		_ = fw.FlushConntrack(ctx, m.Proto, m.HostPort)
+		// UDP flows tracked to the old backends would go on reaching them
+		// (a TCP connection ends with its backend, and a new one is
+		// translated afresh).
+		if m.Proto == "udp" {
+			_ = fw.FlushConntrack(ctx, m.Proto, m.HostPort)
+		}
 	}
 	return nil
 }
