@@ -130,15 +130,15 @@ container "broken" {
 }
 
 // TestLinuxUnsupportedNetworkMode checks that a network mode berth does
-// not have yet is refused at validate with the file and line.
+// not know is refused at validate with the file and line.
 func TestLinuxUnsupportedNetworkMode(t *testing.T) {
 	requireLinux(t)
 	t.Parallel()
 	h := newLinuxHost(t)
-	src := "container \"c\" {\n  image        = \"example.test/busybox:1\"\n  network_mode = \"container:other\"\n}\n"
+	src := "container \"c\" {\n  image        = \"example.test/busybox:1\"\n  network_mode = \"overlay\"\n}\n"
 	h.write(src)
 	r := h.mustBerth(1, nil, "validate", h.cfgDir)
-	requireContains(t, "validate", r.stdout+r.stderr, fmt.Sprintf("main.hcl line %d", lineOf(t, src, "network_mode")), "container:other")
+	requireContains(t, "validate", r.stdout+r.stderr, fmt.Sprintf("main.hcl line %d", lineOf(t, src, "network_mode")), `unknown network mode "overlay"`)
 	if strings.Contains(r.stdout, "Success") {
 		t.Errorf("validate says success:\n%s", r.stdout)
 	}

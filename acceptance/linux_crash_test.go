@@ -67,28 +67,24 @@ func TestLinuxSurvivesKills(t *testing.T) {
 	done := make(chan struct{})
 	var applyErr error
 	go func() { applyErr = apply.Wait(); close(done) }()
-	// The provider serving the apply is the shims' parent.
+	// Kill both as soon as the first container has a process. The
+	// provider serving the apply is the parent of that container's shim,
+	// itself the parent of the container's first process.
 	var provider int
-	waitFor(t, "the linux provider of the apply", func() (bool, string) {
-		ents, _ := os.ReadDir("/proc")
-		for _, e := range ents {
-			var pid int
-			if _, err := fmt.Sscan(e.Name(), &pid); err == nil && ppid(pid) == apply.Process.Pid && strings.Contains(cmdline(pid), "__provider linux") {
-				provider = pid
-				return true, ""
-			}
-		}
-		return false, "no child berth __provider linux"
-	})
-	// Kill both as soon as the first container has a process.
 	cgDir := filepath.Join("/sys/fs/cgroup/memory", h.cgParent)
 	deadline := time.Now().Add(eventually)
 watch:
 	for {
 		ents, _ := os.ReadDir(cgDir)
 		for _, e := range ents {
-			if e.IsDir() && len(h.containerPids(e.Name())) > 0 {
-				break watch
+			if !e.IsDir() {
+				continue
+			}
+			for _, pid := range h.containerPids(e.Name()) {
+				if pp := ppid(ppid(pid)); pp > 0 && ppid(pp) == apply.Process.Pid && strings.Contains(cmdline(pp), "__provider linux") {
+					provider = pp
+					break watch
+				}
 			}
 		}
 		select {
@@ -97,12 +93,14 @@ watch:
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no container process within %s of the apply", eventually)
+			t.Fatalf("no container process under a shim of the apply's linux provider within %s of the apply", eventually)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	syscall.Kill(apply.Process.Pid, syscall.SIGKILL)
-	syscall.Kill(provider, syscall.SIGKILL)
+	if provider > 0 {
+		syscall.Kill(provider, syscall.SIGKILL)
+	}
 	<-done
 	if applyErr == nil || !strings.Contains(applyErr.Error(), "killed") {
 		t.Fatalf("berth apply was not killed during the apply (it ended with %v): the test proves nothing", applyErr)

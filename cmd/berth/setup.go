@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -238,7 +237,7 @@ type session struct {
 	env      *cliEnv
 	opts     *options
 	stateDir string
-	clients  []*plugin.Restarting
+	clients  []interface{ Close() }
 	provs    map[string]providers.Provider
 	engine   *reconciler.Engine
 	store    *inventory.Store
@@ -295,68 +294,86 @@ func openSession(ctx context.Context, env *cliEnv, o *options, command string, w
 func (s *session) startProviders(ctx context.Context) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
 	env := []string{"BERTH_STATE_DIR=" + s.stateDir}
-	type start struct {
-		name, what string
-		command    func() *exec.Cmd
+	// start starts a provider's process; a provider that crashed or hung
+	// is started again for the next call, a few times at most, so that
+	// independent objects still get managed.
+	start := func(ctx context.Context, name string, command func() *exec.Cmd) (*plugin.Restarting, error) {
+		return plugin.NewRestarting(ctx, name, 3, func(ctx context.Context) (*plugin.Client, error) {
+			cmd := command()
+			// A provider must not outlive berth, even when berth is
+			// killed.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+			return plugin.Start(ctx, name, cmd, plugin.Options{Env: env})
+		})
 	}
-	var starts []start
+	// Built-in providers start with their first call other than Schema:
+	// berth knows their schemas, and a run that manages none of their
+	// kinds does without their process.
 	for _, name := range builtinProviders() {
-		starts = append(starts, start{name: name, what: "built-in provider " + strconv.Quote(name), command: func() *exec.Cmd {
+		command := func() *exec.Cmd {
 			cmd := exec.Command(s.env.self, providerSubcommand, name)
 			// The child sees itself as "berth" whatever the file is called.
 			cmd.Args[0] = "berth"
 			return cmd
-		}})
+		}
+		lazy, err := plugin.NewLazy(name, builtinSchema(name, s.stateDir), func(ctx context.Context) (plugin.Closer, error) {
+			return start(ctx, name, command)
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.clients = append(s.clients, lazy)
+		out[name] = lazy
 	}
 	dirs := append([]string{filepath.Join(s.stateDir, "plugins")}, s.opts.pluginDirs...)
 	found, err := plugin.Discover(dirs...)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range slices.Sorted(maps.Keys(found)) {
+	names := slices.Sorted(maps.Keys(found))
+	for _, name := range names {
 		if slices.Contains(builtinProviders(), name) {
 			return nil, fmt.Errorf("plugin %s has the name of a built-in provider; rename or remove it", found[name])
 		}
-		path := found[name]
-		starts = append(starts, start{name: name, what: fmt.Sprintf("provider %q (%s)", name, path), command: func() *exec.Cmd { return exec.Command(path) }})
 	}
-	// Providers start at once, each in its own process: a plan waits for
+	// Plugins start at once, each in its own process: a plan waits for
 	// the slowest, not for their sum.
-	clients := make([]*plugin.Restarting, len(starts))
-	errs := make([]error, len(starts))
+	clients := make([]*plugin.Restarting, len(names))
+	errs := make([]error, len(names))
 	var wg sync.WaitGroup
-	for i, st := range starts {
+	for i, name := range names {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// A provider that crashed or hung is started again for the
-			// next call, a few times at most, so that independent objects
-			// still get managed.
-			clients[i], errs[i] = plugin.NewRestarting(ctx, st.name, 3, func(ctx context.Context) (*plugin.Client, error) {
-				cmd := st.command()
-				// A provider must not outlive berth, even when berth is
-				// killed.
-				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-				return plugin.Start(ctx, st.name, cmd, plugin.Options{Env: env})
-			})
+			path := found[name]
+			clients[i], errs[i] = start(ctx, name, func() *exec.Cmd { return exec.Command(path) })
 		}()
 	}
 	wg.Wait()
 	var firstErr error
-	for i, st := range starts {
+	for i, name := range names {
 		if errs[i] != nil {
 			if firstErr == nil {
-				firstErr = fmt.Errorf("start %s: %w", st.what, errs[i])
+				firstErr = fmt.Errorf("start provider %q (%s): %w", name, found[name], errs[i])
 			}
 			continue
 		}
 		s.clients = append(s.clients, clients[i])
-		out[st.name] = clients[i]
+		out[name] = clients[i]
 	}
 	if firstErr != nil {
 		return nil, firstErr
 	}
 	return out, nil
+}
+
+// builtinSchema is the schema of a built-in provider, known without its
+// process.
+func builtinSchema(name, stateDir string) providers.SchemaResponse {
+	if name == linux.Name {
+		return linux.StaticSchema()
+	}
+	return local.New(filepath.Join(stateDir, "providers", "local")).Schema(context.Background())
 }
 
 func (s *session) close() {

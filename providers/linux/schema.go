@@ -159,3 +159,8 @@ func containerKind() *providers.Kind {
 		},
 	}
 }
+
+// StaticSchema is the provider's schema, known without starting it.
+func StaticSchema() providers.SchemaResponse {
+	return providers.SchemaResponse{Name: Name, Kinds: kinds()}
+}
