@@ -80,9 +80,9 @@ func printMem(w io.Writer, c config, r repResult) {
 		m     memUsage
 		base  memUsage
 	}{
-		{"berth __shim, lone container", r.Shim, r.DockerShim},
+		{"berth-shim, lone container", r.Shim, r.DockerShim},
 		{"containerd-shim-runc-v2, lone container", r.DockerShim, r.DockerShim},
-		{fmt.Sprintf("berth __shim, median of %d", c.Count), r.ShimMany, r.DockerShimMany},
+		{fmt.Sprintf("berth-shim, median of %d", c.Count), r.ShimMany, r.DockerShimMany},
 		{fmt.Sprintf("containerd-shim-runc-v2, median of %d", c.Count), r.DockerShimMany, r.DockerShimMany},
 	}
 	for _, row := range rows {
