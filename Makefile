@@ -29,6 +29,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseReference$$' -fuzztime $(FUZZTIME) ./providers/linux/registry
 	$(GO) test -run '^$$' -fuzz '^FuzzResolve$$' -fuzztime 3000x -fuzzminimizetime 2s ./providers/linux/transfer
 	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime 1000x -fuzzminimizetime 2s ./providers/linux/content
+	$(GO) test -run '^$$' -fuzz '^FuzzAllocateRelease$$' -fuzztime 2000x -fuzzminimizetime 2s ./providers/linux/ipam
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./providers/linux/firewall
+	$(GO) test -run '^$$' -fuzz '^FuzzResolvConf$$' -fuzztime $(FUZZTIME) ./providers/linux/netdev
+	$(GO) test -run '^$$' -fuzz '^FuzzHosts$$' -fuzztime $(FUZZTIME) ./providers/linux/netdev
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./reconciler
