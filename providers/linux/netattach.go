@@ -474,6 +474,8 @@ func vethOf(rec *netRecord, a attachment) netdev.Attachment {
 // container's record: the containers not declared stopped that publish
 // that port. A port without backends is unpublished. n.mu must be held.
 func (p *Provider) publishPorts(ctx context.Context, n *networking, ports map[string]portMap) error {
+	n.forgetPublished()
+	defer n.forgetPublished()
 	return p.hosts.publishPorts(ctx, n.fw, ports)
 }
 
@@ -730,7 +732,7 @@ func (p *Provider) liveNet(ctx context.Context, rec *netRecord) (attached map[st
 	if len(rec.Ports) == 0 {
 		return attached, published, nil
 	}
-	live, err := n.fw.Published(ctx)
+	live, err := n.published(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/berthhq/berth/providers"
 	"github.com/berthhq/berth/providers/linux/firewall"
@@ -38,6 +39,42 @@ type networking struct {
 	host *netdev.Host
 	ipam *ipam.Store
 	fw   *firewall.Firewall
+
+	// The published ports as last read, for the drift reads of one plan:
+	// every container's read needs the whole table.
+	pubMu   sync.Mutex
+	pub     []firewall.Port
+	pubRead time.Time
+}
+
+// publishedTTL is how long one reading of the published ports serves the
+// drift reads of a plan.
+const publishedTTL = 500 * time.Millisecond
+
+// published returns the live published ports, read at most once per
+// publishedTTL unless this process changed them since.
+func (n *networking) published(ctx context.Context) ([]firewall.Port, error) {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	if n.pub != nil && time.Since(n.pubRead) < publishedTTL {
+		return n.pub, nil
+	}
+	live, err := n.fw.Published(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if live == nil {
+		live = []firewall.Port{}
+	}
+	n.pub, n.pubRead = live, time.Now()
+	return live, nil
+}
+
+// forgetPublished drops the cached reading after a change.
+func (n *networking) forgetPublished() {
+	n.pubMu.Lock()
+	n.pub = nil
+	n.pubMu.Unlock()
 }
 
 // net opens the provider's networking on first use.

@@ -243,8 +243,8 @@ type defaultRoute struct {
 	count int
 }
 
-// readDefaultRoute returns the default route of the family of gw (IPv4 when
-// gw is the zero Addr) in the main table.
+// readDefaultRoute returns the first default route of a family (a netlink
+// FAMILY_*) in the main table, and how many there are.
 func readDefaultRoute(nl *netlink.Handle, family int) (defaultRoute, error) {
 	routes, err := retryDump(func() ([]netlink.Route, error) {
 		return nl.RouteListFiltered(family, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
@@ -341,27 +341,38 @@ func looksUntouched(nl *netlink.Handle, l netlink.Link) (bool, error) {
 }
 
 // claim checks that l is berth's link for owner (adopting it when it
-// looks untouched) and gives it owner's mark.
+// looks untouched) and gives it owner's mark. The link is read again
+// before refusing it, so that a concurrent caller that made and marked it
+// meanwhile (it marks before it adds addresses) is not mistaken for
+// someone else.
 func claim(nl *netlink.Handle, l netlink.Link, owner string) error {
 	name := l.Attrs().Name
-	alias := l.Attrs().Alias
-	if alias == Mark(owner) {
-		return nil
+	mark := Mark(owner)
+	for try := 0; ; try++ {
+		alias := l.Attrs().Alias
+		if alias == mark {
+			return nil
+		}
+		if _, ok := ParseMark(alias); ok {
+			return fmt.Errorf("link %s belongs to another berth object (%q)", name, alias)
+		}
+		untouched, err := looksUntouched(nl, l)
+		if err != nil {
+			return err
+		}
+		if untouched {
+			if err := nl.LinkSetAlias(l, mark); err != nil {
+				return fmt.Errorf("mark link %s: %w", name, err)
+			}
+			return nil
+		}
+		if try == 1 {
+			return fmt.Errorf("link %s exists and is not berth's", name)
+		}
+		if l, err = relink(nl, l); err != nil {
+			return err
+		}
 	}
-	if _, ok := ParseMark(alias); ok {
-		return fmt.Errorf("link %s belongs to another berth object (%q)", name, alias)
-	}
-	untouched, err := looksUntouched(nl, l)
-	if err != nil {
-		return err
-	}
-	if !untouched {
-		return fmt.Errorf("link %s exists and is not berth's", name)
-	}
-	if err := nl.LinkSetAlias(l, Mark(owner)); err != nil {
-		return fmt.Errorf("mark link %s: %w", name, err)
-	}
-	return nil
 }
 
 // OwnedLink is a link of the Host that carries berth's mark.
