@@ -102,6 +102,8 @@ type ReadResponse struct {
 // PlanRequest asks what applying Config to Prior would produce.
 type PlanRequest struct {
 	Kind string
+	// Owner is the object's address and ownership token.
+	Owner Owner
 	// Prior is the live state, null when the object is to be created.
 	Prior   cty.Value
 	Config  cty.Value

@@ -19,6 +19,9 @@ type Kind struct {
 	// DestroyWarning is shown in plans that delete or replace an object of
 	// the kind, e.g. "destroys data".
 	DestroyWarning string
+	// Highlights are top-level attributes worth showing when an apply of
+	// an object of the kind completes (a container's published ports).
+	Highlights []string
 }
 
 // Block describes the attributes and nested blocks of a resource body.

@@ -548,7 +548,11 @@ func (a *applier) upsertOne(ctx context.Context, r *spec.Resource, it *planned) 
 	cfgVal = applyIgnoreChanges(cfgVal, it.change.Before, r.Lifecycle)
 	raw, pvm := cfgVal.UnmarkDeepWithPaths()
 	cctx, cancel := e.callCtx(ctx)
-	presp := prov.Plan(cctx, providers.PlanRequest{Kind: ch.Addr.Kind, Prior: prior, Config: raw, Private: priv})
+	owner := providers.Owner{Address: ch.Addr.String()}
+	if it.prior != nil {
+		owner.Token = it.prior.entry.Token
+	}
+	presp := prov.Plan(cctx, providers.PlanRequest{Kind: ch.Addr.Kind, Owner: owner, Prior: prior, Config: raw, Private: priv})
 	cancel()
 	if presp.Diagnostics.HasErrors() {
 		return failWith(attrDiags(ch.Addr, "plan", presp.Diagnostics, r, a.st.redact))

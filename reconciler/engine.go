@@ -316,6 +316,9 @@ func (e *Engine) Plan(ctx context.Context, req PlanRequest) (*Plan, hcl.Diagnost
 
 	p := &Plan{CreatedAt: e.opts.Now(), state: st}
 	for _, it := range st.items {
+		if k, ok := e.schemas[it.change.Addr.Kind]; ok {
+			it.change.Highlights = k.Highlights
+		}
 		if k, ok := e.schemas[it.change.Addr.Kind]; ok && k.DestroyWarning != "" {
 			switch it.change.Action {
 			case Delete, Replace, CreateThenDelete:
@@ -717,7 +720,11 @@ func (e *Engine) planInstance(ctx context.Context, st *planState, r *spec.Resour
 		presp.Planned = prior
 	} else {
 		cctx, cancel := e.callCtx(ctx)
-		presp = prov.Plan(cctx, providers.PlanRequest{Kind: r.Addr.Kind, Prior: prior, Config: raw, Private: priv})
+		owner := providers.Owner{Address: ia.String()}
+		if cur != nil {
+			owner.Token = cur.entry.Token
+		}
+		presp = prov.Plan(cctx, providers.PlanRequest{Kind: r.Addr.Kind, Owner: owner, Prior: prior, Config: raw, Private: priv})
 		cancel()
 		diags = append(diags, attrDiags(ia, "plan", presp.Diagnostics, r, st.redact)...)
 		if diags.HasErrors() {

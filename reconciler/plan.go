@@ -73,6 +73,9 @@ type Change struct {
 	// Warning is what the provider says a delete of the kind costs, e.g.
 	// "destroys data"; set on deletes and replacements only.
 	Warning string
+	// Highlights are the attributes of the kind worth showing when the
+	// change has been applied (Kind.Highlights).
+	Highlights []string
 }
 
 // OutputChange is the planned value of one output.

@@ -996,6 +996,20 @@ func (p *Provider) staticAddrClash(ctx context.Context, o obj, prior cty.Value) 
 			return nil
 		}
 		k, ok := nets[b.str("name")]
+		if pn, planned := p.plannedNetwork(b.str("name")); planned {
+			// Planned in this run: its declared subnet, if it has one.
+			sub, err := netip.ParsePrefix(pn.str("subnet"))
+			if err != nil {
+				continue
+			}
+			gw, err := netip.ParseAddr(pn.str("gateway"))
+			if err != nil {
+				gw = ipam.DefaultGateway(sub)
+			}
+			if !ok || k.Subnet != sub {
+				k, ok = ipam.Network{Subnet: sub, Gateway: gw}, true
+			}
+		}
 		if !ok {
 			continue
 		}

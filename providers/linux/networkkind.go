@@ -170,8 +170,21 @@ func validateNetwork(o obj) providers.Diagnostics {
 	return diags
 }
 
-func (p *Provider) planNetwork(ctx context.Context, prior, cfg cty.Value) (resp providers.PlanResponse) {
+func (p *Provider) planNetwork(ctx context.Context, owner providers.Owner, prior, cfg cty.Value) (resp providers.PlanResponse) {
 	o := obj{cfg}
+	// The name is known at plan: a container that names the network
+	// gets it at plan too, and its plan can check against this one.
+	if !o.set("name") && !o.unknown("name") && owner.Address != "" {
+		if prior.IsNull() || (obj{prior}).str("name") == defaultName(owner.Address) {
+			cfg = with(cfg, "name", cty.StringVal(defaultName(owner.Address)))
+			o = obj{cfg}
+		}
+	}
+	defer func() {
+		if !resp.Diagnostics.HasErrors() && resp.Planned != cty.NilVal {
+			p.notePlanned(resp.Planned)
+		}
+	}()
 	if d := p.subnetClash(ctx, o, prior); d != nil {
 		resp.Diagnostics = d
 		return resp
@@ -189,11 +202,14 @@ func (p *Provider) planNetwork(ctx context.Context, prior, cfg cty.Value) (resp 
 				planned = with(planned, a, cty.UnknownVal(cty.String))
 			}
 		}
+		id := cty.UnknownVal(cty.String)
 		if !o.set("name") {
 			planned = with(planned, "name", cty.UnknownVal(cty.String))
+		} else {
+			id = planned.GetAttr("name")
 		}
 		planned = with(planned, "bridge", cty.UnknownVal(cty.String))
-		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
+		resp.Planned = with(planned, "id", id)
 		return resp
 	}
 	for _, a := range []string{"name", "subnet", "gateway"} {
@@ -208,7 +224,7 @@ func (p *Provider) planNetwork(ctx context.Context, prior, cfg cty.Value) (resp 
 	}
 	if len(resp.RequiresReplace) > 0 {
 		planned = with(planned, "bridge", cty.UnknownVal(cty.String))
-		resp.Planned = with(planned, "id", cty.UnknownVal(cty.String))
+		resp.Planned = with(planned, "id", planned.GetAttr("name"))
 		return resp
 	}
 	// The bridge reads "" when the live one is missing or wrong: the
@@ -465,6 +481,9 @@ func removeFileIfExists(path string) error {
 // internalNetwork reports whether the network called name, as berth last
 // applied it, is internal.
 func (p *Provider) internalNetwork(name string) bool {
+	if o, ok := p.plannedNetwork(name); ok {
+		return o.boolean("internal", false)
+	}
 	o, ok := p.networkObject(name)
 	return ok && o.boolean("internal", false)
 }
@@ -522,4 +541,29 @@ func (p *Provider) subnetClash(ctx context.Context, o obj, prior cty.Value) prov
 		}
 	}
 	return nil
+}
+
+// notePlanned remembers a network as planned in this run, so that the
+// plans of the containers that use it, which come after it, can check
+// their ports and static addresses against it before it exists.
+func (p *Provider) notePlanned(v cty.Value) {
+	o := obj{v}
+	name := o.str("name")
+	if name == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.planned == nil {
+		p.planned = map[string]obj{}
+	}
+	p.planned[name] = o
+}
+
+// plannedNetwork returns the network called name as planned in this run.
+func (p *Provider) plannedNetwork(name string) (obj, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, ok := p.planned[name]
+	return o, ok
 }

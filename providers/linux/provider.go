@@ -53,6 +53,8 @@ type Provider struct {
 	endpoints map[string]*registry.Endpoint
 	regCli    *registry.Client
 	netw      networking
+	// planned are the networks planned by this process, by name.
+	planned map[string]obj
 }
 
 // New returns the linux provider keeping its data under opts.Root.
@@ -245,7 +247,7 @@ func (p *Provider) Plan(ctx context.Context, req providers.PlanRequest) (resp pr
 	case KindContainer:
 		return p.planContainer(ctx, prior, cfg)
 	case KindNetwork:
-		return p.planNetwork(ctx, prior, cfg)
+		return p.planNetwork(ctx, req.Owner, prior, cfg)
 	}
 	return resp
 }

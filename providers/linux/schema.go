@@ -102,6 +102,7 @@ func containerKind() *providers.Kind {
 	list := cty.List(cty.String)
 	return &providers.Kind{
 		Description: "A container run by berth's embedded runtime under its own shim.",
+		Highlights:  []string{"ip_address", "published_ports"},
 		Block: &providers.Block{
 			Attributes: map[string]*providers.Attribute{
 				"image":           {Type: cty.String, Required: true, Description: "The image: an image resource (image.app) or a reference of an image in the store."},

@@ -256,6 +256,7 @@ func encodeSchema(kinds map[string]*providers.Kind) (map[string]*providerpb.Kind
 			pk.Importable = k.Importable
 			pk.ReadsOutside = k.ReadsOutside
 			pk.DestroyWarning = k.DestroyWarning
+			pk.Highlights = k.Highlights
 			if k.Block != nil {
 				b, err := encodeBlock(k.Block)
 				if err != nil {
@@ -322,7 +323,7 @@ func decodeSchema(pks map[string]*providerpb.Kind) (map[string]*providers.Kind, 
 	}
 	out := make(map[string]*providers.Kind, len(pks))
 	for name, pk := range pks {
-		k := &providers.Kind{Description: pk.GetDescription(), Importable: pk.GetImportable(), ReadsOutside: pk.GetReadsOutside(), DestroyWarning: pk.GetDestroyWarning()}
+		k := &providers.Kind{Description: pk.GetDescription(), Importable: pk.GetImportable(), ReadsOutside: pk.GetReadsOutside(), DestroyWarning: pk.GetDestroyWarning(), Highlights: pk.GetHighlights()}
 		if pk.GetBlock() != nil {
 			b, err := decodeBlock(pk.GetBlock())
 			if err != nil {

@@ -153,6 +153,7 @@ func (r *remote) Plan(ctx context.Context, req providers.PlanRequest) (out provi
 		Prior:   c.encode("Prior", req.Prior),
 		Config:  c.encode("Config", req.Config),
 		Private: req.Private,
+		Owner:   encodeOwner(req.Owner),
 	}
 	if c.diags.HasErrors() {
 		out.Diagnostics = c.diags

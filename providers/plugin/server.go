@@ -181,6 +181,7 @@ func (s *server) Plan(ctx context.Context, req *providerpb.PlanRequest) (resp *p
 	c := s.codec("Plan")
 	in := providers.PlanRequest{
 		Kind:    req.GetKind(),
+		Owner:   decodeOwner(req.GetOwner()),
 		Prior:   c.decode("Prior", req.GetPrior()),
 		Config:  c.decode("Config", req.GetConfig()),
 		Private: req.GetPrivate(),

@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/berthhq/berth/reconciler"
 	"github.com/berthhq/berth/spec/addr"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // stillInterval is how often ApplyHook reports an operation still running.
@@ -61,6 +63,41 @@ func changeID(c *reconciler.Change) (string, bool) {
 		}
 	}
 	return idOf(c.Before)
+}
+
+// highlights returns the kind's highlighted attributes of an applied
+// change that have a value, as ", name = value" each.
+func highlights(c *reconciler.Change) string {
+	if c.Action == reconciler.Delete || c.After == cty.NilVal || c.After.IsNull() || !c.After.IsKnown() || !c.After.Type().IsObjectType() {
+		return ""
+	}
+	var b strings.Builder
+	for _, name := range c.Highlights {
+		if !c.After.Type().HasAttribute(name) {
+			continue
+		}
+		v := c.After.GetAttr(name)
+		// A sensitive value is never shown.
+		if v.ContainsMarked() || v.IsNull() || !v.IsWhollyKnown() {
+			continue
+		}
+		var parts []string
+		switch {
+		case v.Type() == cty.String:
+			parts = []string{v.AsString()}
+		case v.Type().IsListType() || v.Type().IsSetType() || v.Type().IsTupleType():
+			for it := v.ElementIterator(); it.Next(); {
+				_, e := it.Element()
+				if e.Type() == cty.String && !e.IsNull() {
+					parts = append(parts, e.AsString())
+				}
+			}
+		}
+		if len(parts) > 0 {
+			b.WriteString(", " + name + " = " + strings.Join(parts, " "))
+		}
+	}
+	return b.String()
 }
 
 // opKey identifies one running operation of an instance.
@@ -161,7 +198,7 @@ func (h *ApplyHook) PostApply(c *reconciler.Change, elapsed time.Duration, err e
 	default:
 		line = h.label(c) + " " + done + " complete after " + elapsed.Round(time.Second).String()
 		if id, ok := changeID(c); ok && c.Action != reconciler.Delete {
-			line += " [id=" + id + "]"
+			line += " [id=" + id + highlights(c) + "]"
 		}
 	}
 	h.mu.Lock()

@@ -327,3 +327,31 @@ func TestApplySummary(t *testing.T) {
 		t.Error("ApplySummary to a failing writer returned no error")
 	}
 }
+
+func TestApplyHookHighlights(t *testing.T) {
+	ports := cty.ListVal([]cty.Value{str("0.0.0.0:8080->80/tcp"), str("127.0.0.1:49153->82/tcp")})
+	tests := []struct {
+		name  string
+		after cty.Value
+		hl    []string
+		want  string
+	}{
+		{"list and string", obj(map[string]cty.Value{"id": str("abc"), "ip_address": str("10.89.0.2"), "published_ports": ports}), []string{"ip_address", "published_ports"},
+			"container.web: Creation complete after 1s [id=abc, ip_address = 10.89.0.2, published_ports = 0.0.0.0:8080->80/tcp 127.0.0.1:49153->82/tcp]\n"},
+		{"not highlighted", obj(map[string]cty.Value{"id": str("abc"), "published_ports": ports}), nil,
+			"container.web: Creation complete after 1s [id=abc]\n"},
+		{"empty and null are left out", obj(map[string]cty.Value{"id": str("abc"), "ip_address": cty.NullVal(cty.String), "published_ports": cty.ListValEmpty(cty.String)}), []string{"ip_address", "published_ports"},
+			"container.web: Creation complete after 1s [id=abc]\n"},
+		{"sensitive is never shown", obj(map[string]cty.Value{"id": str("abc"), "ip_address": str("10.89.0.2").Mark("sensitive")}), []string{"ip_address"},
+			"container.web: Creation complete after 1s [id=abc]\n"},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		h := NewApplyHook(&buf, Options{})
+		c := &reconciler.Change{Addr: at("container", "web"), Action: reconciler.Create, After: tt.after, Highlights: tt.hl}
+		h.PostApply(c, time.Second, nil)
+		if got := buf.String(); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.name, got, tt.want)
+		}
+	}
+}

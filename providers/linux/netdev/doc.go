@@ -17,7 +17,9 @@
 // thread is locked for the whole call, and it goes back to the Go scheduler
 // only once it is back in its original namespace: if that fails, its
 // goroutine ends with the thread still locked, and the runtime terminates
-// the thread instead of reusing it. Netlink sockets are opened through Do,
+// the thread instead of reusing it. The process's main thread never enters
+// another namespace: it cannot be terminated, and /proc/self/ns/net shows
+// its namespace. Netlink sockets are opened through Do,
 // so a socket stays bound to its namespace for its whole life and no other
 // operation switches threads between namespaces.
 //

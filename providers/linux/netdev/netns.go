@@ -81,11 +81,8 @@ func CreateNetNS(path string) error {
 // is elsewhere: if the return fails, the goroutine exits locked and the
 // runtime ends the thread.
 func newNetNSAt(path string) error {
-	errc := make(chan error, 1)
-	go func() {
-		err := errors.New("network namespace thread exited early")
-		defer func() { errc <- err }()
-		runtime.LockOSThread()
+	err := errors.New("network namespace thread exited early")
+	onLockedThread(func() {
 		orig, oerr := unix.Open(threadNetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if oerr != nil {
 			runtime.UnlockOSThread()
@@ -112,8 +109,32 @@ func newNetNSAt(path string) error {
 			return
 		}
 		runtime.UnlockOSThread()
+	})
+	return err
+}
+
+// onLockedThread runs f on a new goroutine locked to an OS thread other
+// than the process's main thread, and waits for it to end. f unlocks the
+// thread (runtime.UnlockOSThread) only once the thread is fit for reuse;
+// if it returns with the thread still locked, the runtime ends the thread
+// with the goroutine. The main thread is avoided because it cannot end (the
+// runtime would park it for good, in whatever namespace it is) and because
+// /proc/self/ns shows its namespaces: when the new goroutine lands on it,
+// the goroutine keeps it locked and idle and runs f on a nested goroutine,
+// which therefore gets another thread.
+func onLockedThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			onLockedThread(f)
+			runtime.UnlockOSThread()
+			return
+		}
+		f()
 	}()
-	return <-errc
+	<-done
 }
 
 // loopbackUp brings up lo in the calling thread's network namespace.
@@ -240,6 +261,9 @@ func openNetNS(path string) (int, error) {
 // is re-raised in the caller once the thread is back in its namespace.
 // Goroutines that fn starts do not run in the namespace. fn must not call
 // runtime.UnlockOSThread, and must not switch namespaces itself.
+//
+// fn never runs on the process's main thread. If its thread cannot return
+// to its namespace, Do returns an error and the runtime ends the thread.
 func Do(path string, fn func() error) error {
 	fd, err := openNetNS(path)
 	if err != nil {
@@ -264,13 +288,10 @@ type doResult struct {
 // doFd runs fn in the network namespace fd as Do does; restore moves the
 // thread back (a parameter so that tests can make it fail).
 func doFd(fd int, fn func() error, restore func(fd int) error) error {
-	done := make(chan doResult, 1)
-	go func() {
-		// A goroutine that ends through runtime.Goexit in fn still
-		// reports, and its thread, locked, is ended by the runtime.
-		r := doResult{err: errors.New("network namespace function exited without returning")}
-		defer func() { done <- r }()
-		runtime.LockOSThread()
+	// A goroutine that ends through runtime.Goexit in fn leaves this
+	// error, and its thread, locked, is ended by the runtime.
+	r := doResult{err: errors.New("network namespace function exited without returning")}
+	onLockedThread(func() {
 		orig, err := unix.Open(threadNetNS, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			runtime.UnlockOSThread()
@@ -299,8 +320,7 @@ func doFd(fd int, fn func() error, restore func(fd int) error) error {
 			return
 		}
 		runtime.UnlockOSThread()
-	}()
-	r := <-done
+	})
 	if r.panicked {
 		panic(r.panicVal)
 	}

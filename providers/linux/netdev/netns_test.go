@@ -248,6 +248,9 @@ func TestDoConcurrent(t *testing.T) {
 				err := Do(paths[i], func() error {
 					var err error
 					inside, err = threadNetNSIno()
+					if unix.Gettid() == os.Getpid() {
+						return errors.New("fn ran on the main thread")
+					}
 					// Something in the namespace through netlink too.
 					if _, lerr := netlink.LinkByName("lo"); lerr != nil {
 						return lerr
@@ -327,6 +330,9 @@ func TestDoRestoreFailureEndsThread(t *testing.T) {
 	if !errors.Is(err, unix.EPERM) {
 		t.Fatalf("doFd with failing restore = %v, want EPERM", err)
 	}
+	if tid == os.Getpid() {
+		t.Fatal("fn ran on the main thread, which cannot end")
+	}
 	// The thread that stayed in the namespace is ended by the runtime, not
 	// reused. Wait for it to go (the test's own timeout bounds the wait).
 	task := "/proc/self/task/" + strconv.Itoa(tid)
@@ -336,8 +342,30 @@ func TestDoRestoreFailureEndsThread(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// Meanwhile and since, nothing ran in that namespace: every thread is
-	// at home.
+	// No goroutine runs there: many goroutines, each on whatever thread
+	// the scheduler gives it, all find themselves at home.
+	var wg sync.WaitGroup
+	errc := make(chan error, 64)
+	for range 64 {
+		wg.Go(func() {
+			for range 200 {
+				ino, err := threadNetNSIno()
+				if err == nil && ino != home {
+					err = fmt.Errorf("a goroutine ran in namespace %d", ino)
+				}
+				if err != nil {
+					errc <- err
+					return
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
 	if out := tasksOutside(t, home); len(out) > 0 {
 		t.Errorf("threads %v left in another network namespace", out)
 	}

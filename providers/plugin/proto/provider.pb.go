@@ -576,8 +576,11 @@ type Kind struct {
 	ReadsOutside bool `protobuf:"varint,4,opt,name=reads_outside,json=readsOutside,proto3" json:"reads_outside,omitempty"`
 	// destroy_warning is shown in plans that delete an object of the kind.
 	DestroyWarning string `protobuf:"bytes,5,opt,name=destroy_warning,json=destroyWarning,proto3" json:"destroy_warning,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// highlights are top-level attributes shown when an apply of an object
+	// of the kind completes.
+	Highlights    []string `protobuf:"bytes,6,rep,name=highlights,proto3" json:"highlights,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Kind) Reset() {
@@ -643,6 +646,13 @@ func (x *Kind) GetDestroyWarning() string {
 		return x.DestroyWarning
 	}
 	return ""
+}
+
+func (x *Kind) GetHighlights() []string {
+	if x != nil {
+		return x.Highlights
+	}
+	return nil
 }
 
 type GetSchemaRequest struct {
@@ -1070,11 +1080,13 @@ func (x *ReadManyResponse) GetDiagnostics() []*Diagnostic {
 }
 
 type PlanRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Prior         *DynamicValue          `protobuf:"bytes,2,opt,name=prior,proto3" json:"prior,omitempty"`
-	Config        *DynamicValue          `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
-	Private       []byte                 `protobuf:"bytes,4,opt,name=private,proto3" json:"private,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Prior   *DynamicValue          `protobuf:"bytes,2,opt,name=prior,proto3" json:"prior,omitempty"`
+	Config  *DynamicValue          `protobuf:"bytes,3,opt,name=config,proto3" json:"config,omitempty"`
+	Private []byte                 `protobuf:"bytes,4,opt,name=private,proto3" json:"private,omitempty"`
+	// owner is the object's address and ownership token.
+	Owner         *Owner `protobuf:"bytes,5,opt,name=owner,proto3" json:"owner,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1133,6 +1145,13 @@ func (x *PlanRequest) GetConfig() *DynamicValue {
 func (x *PlanRequest) GetPrivate() []byte {
 	if x != nil {
 		return x.Private
+	}
+	return nil
+}
+
+func (x *PlanRequest) GetOwner() *Owner {
+	if x != nil {
+		return x.Owner
 	}
 	return nil
 }
@@ -1781,7 +1800,7 @@ const file_provider_proto_rawDesc = "" +
 	"\aNesting\x12\x17\n" +
 	"\x13NESTING_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eNESTING_SINGLE\x10\x01\x12\x10\n" +
-	"\fNESTING_LIST\x10\x02\"\xc6\x01\n" +
+	"\fNESTING_LIST\x10\x02\"\xe6\x01\n" +
 	"\x04Kind\x12 \n" +
 	"\vdescription\x18\x01 \x01(\tR\vdescription\x12.\n" +
 	"\x05block\x18\x02 \x01(\v2\x18.berth.provider.v1.BlockR\x05block\x12\x1e\n" +
@@ -1789,7 +1808,10 @@ const file_provider_proto_rawDesc = "" +
 	"importable\x18\x03 \x01(\bR\n" +
 	"importable\x12#\n" +
 	"\rreads_outside\x18\x04 \x01(\bR\freadsOutside\x12'\n" +
-	"\x0fdestroy_warning\x18\x05 \x01(\tR\x0edestroyWarning\"\x12\n" +
+	"\x0fdestroy_warning\x18\x05 \x01(\tR\x0edestroyWarning\x12\x1e\n" +
+	"\n" +
+	"highlights\x18\x06 \x03(\tR\n" +
+	"highlights\"\x12\n" +
 	"\x10GetSchemaRequest\"\x82\x02\n" +
 	"\x11GetSchemaResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12E\n" +
@@ -1818,12 +1840,13 @@ const file_provider_proto_rawDesc = "" +
 	"\brequests\x18\x01 \x03(\v2\x1e.berth.provider.v1.ReadRequestR\brequests\"\x92\x01\n" +
 	"\x10ReadManyResponse\x12=\n" +
 	"\tresponses\x18\x01 \x03(\v2\x1f.berth.provider.v1.ReadResponseR\tresponses\x12?\n" +
-	"\vdiagnostics\x18\x02 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics\"\xab\x01\n" +
+	"\vdiagnostics\x18\x02 \x03(\v2\x1d.berth.provider.v1.DiagnosticR\vdiagnostics\"\xdb\x01\n" +
 	"\vPlanRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x125\n" +
 	"\x05prior\x18\x02 \x01(\v2\x1f.berth.provider.v1.DynamicValueR\x05prior\x127\n" +
 	"\x06config\x18\x03 \x01(\v2\x1f.berth.provider.v1.DynamicValueR\x06config\x12\x18\n" +
-	"\aprivate\x18\x04 \x01(\fR\aprivate\"\xd7\x01\n" +
+	"\aprivate\x18\x04 \x01(\fR\aprivate\x12.\n" +
+	"\x05owner\x18\x05 \x01(\v2\x18.berth.provider.v1.OwnerR\x05owner\"\xd7\x01\n" +
 	"\fPlanResponse\x129\n" +
 	"\aplanned\x18\x01 \x01(\v2\x1f.berth.provider.v1.DynamicValueR\aplanned\x12K\n" +
 	"\x10requires_replace\x18\x02 \x03(\v2 .berth.provider.v1.AttributePathR\x0frequiresReplace\x12?\n" +
@@ -1935,46 +1958,47 @@ var file_provider_proto_depIdxs = []int32{
 	4,  // 17: berth.provider.v1.ReadManyResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
 	2,  // 18: berth.provider.v1.PlanRequest.prior:type_name -> berth.provider.v1.DynamicValue
 	2,  // 19: berth.provider.v1.PlanRequest.config:type_name -> berth.provider.v1.DynamicValue
-	2,  // 20: berth.provider.v1.PlanResponse.planned:type_name -> berth.provider.v1.DynamicValue
-	3,  // 21: berth.provider.v1.PlanResponse.requires_replace:type_name -> berth.provider.v1.AttributePath
-	4,  // 22: berth.provider.v1.PlanResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	5,  // 23: berth.provider.v1.ApplyRequest.owner:type_name -> berth.provider.v1.Owner
-	2,  // 24: berth.provider.v1.ApplyRequest.prior:type_name -> berth.provider.v1.DynamicValue
-	2,  // 25: berth.provider.v1.ApplyRequest.planned:type_name -> berth.provider.v1.DynamicValue
-	2,  // 26: berth.provider.v1.ApplyRequest.config:type_name -> berth.provider.v1.DynamicValue
-	2,  // 27: berth.provider.v1.ApplyResponse.state:type_name -> berth.provider.v1.DynamicValue
-	4,  // 28: berth.provider.v1.ApplyResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	5,  // 29: berth.provider.v1.DeleteRequest.owner:type_name -> berth.provider.v1.Owner
-	2,  // 30: berth.provider.v1.DeleteRequest.prior:type_name -> berth.provider.v1.DynamicValue
-	4,  // 31: berth.provider.v1.DeleteResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	5,  // 32: berth.provider.v1.ImportRequest.owner:type_name -> berth.provider.v1.Owner
-	2,  // 33: berth.provider.v1.ImportResponse.state:type_name -> berth.provider.v1.DynamicValue
-	4,  // 34: berth.provider.v1.ImportResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
-	2,  // 35: berth.provider.v1.AttributePath.Step.element_key_value:type_name -> berth.provider.v1.DynamicValue
-	6,  // 36: berth.provider.v1.Block.AttributesEntry.value:type_name -> berth.provider.v1.Attribute
-	8,  // 37: berth.provider.v1.Block.BlocksEntry.value:type_name -> berth.provider.v1.NestedBlock
-	9,  // 38: berth.provider.v1.GetSchemaResponse.KindsEntry.value:type_name -> berth.provider.v1.Kind
-	10, // 39: berth.provider.v1.Provider.GetSchema:input_type -> berth.provider.v1.GetSchemaRequest
-	12, // 40: berth.provider.v1.Provider.Validate:input_type -> berth.provider.v1.ValidateRequest
-	14, // 41: berth.provider.v1.Provider.Read:input_type -> berth.provider.v1.ReadRequest
-	16, // 42: berth.provider.v1.Provider.ReadMany:input_type -> berth.provider.v1.ReadManyRequest
-	18, // 43: berth.provider.v1.Provider.Plan:input_type -> berth.provider.v1.PlanRequest
-	20, // 44: berth.provider.v1.Provider.Apply:input_type -> berth.provider.v1.ApplyRequest
-	22, // 45: berth.provider.v1.Provider.Delete:input_type -> berth.provider.v1.DeleteRequest
-	24, // 46: berth.provider.v1.Provider.Import:input_type -> berth.provider.v1.ImportRequest
-	11, // 47: berth.provider.v1.Provider.GetSchema:output_type -> berth.provider.v1.GetSchemaResponse
-	13, // 48: berth.provider.v1.Provider.Validate:output_type -> berth.provider.v1.ValidateResponse
-	15, // 49: berth.provider.v1.Provider.Read:output_type -> berth.provider.v1.ReadResponse
-	17, // 50: berth.provider.v1.Provider.ReadMany:output_type -> berth.provider.v1.ReadManyResponse
-	19, // 51: berth.provider.v1.Provider.Plan:output_type -> berth.provider.v1.PlanResponse
-	21, // 52: berth.provider.v1.Provider.Apply:output_type -> berth.provider.v1.ApplyResponse
-	23, // 53: berth.provider.v1.Provider.Delete:output_type -> berth.provider.v1.DeleteResponse
-	25, // 54: berth.provider.v1.Provider.Import:output_type -> berth.provider.v1.ImportResponse
-	47, // [47:55] is the sub-list for method output_type
-	39, // [39:47] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	5,  // 20: berth.provider.v1.PlanRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 21: berth.provider.v1.PlanResponse.planned:type_name -> berth.provider.v1.DynamicValue
+	3,  // 22: berth.provider.v1.PlanResponse.requires_replace:type_name -> berth.provider.v1.AttributePath
+	4,  // 23: berth.provider.v1.PlanResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	5,  // 24: berth.provider.v1.ApplyRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 25: berth.provider.v1.ApplyRequest.prior:type_name -> berth.provider.v1.DynamicValue
+	2,  // 26: berth.provider.v1.ApplyRequest.planned:type_name -> berth.provider.v1.DynamicValue
+	2,  // 27: berth.provider.v1.ApplyRequest.config:type_name -> berth.provider.v1.DynamicValue
+	2,  // 28: berth.provider.v1.ApplyResponse.state:type_name -> berth.provider.v1.DynamicValue
+	4,  // 29: berth.provider.v1.ApplyResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	5,  // 30: berth.provider.v1.DeleteRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 31: berth.provider.v1.DeleteRequest.prior:type_name -> berth.provider.v1.DynamicValue
+	4,  // 32: berth.provider.v1.DeleteResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	5,  // 33: berth.provider.v1.ImportRequest.owner:type_name -> berth.provider.v1.Owner
+	2,  // 34: berth.provider.v1.ImportResponse.state:type_name -> berth.provider.v1.DynamicValue
+	4,  // 35: berth.provider.v1.ImportResponse.diagnostics:type_name -> berth.provider.v1.Diagnostic
+	2,  // 36: berth.provider.v1.AttributePath.Step.element_key_value:type_name -> berth.provider.v1.DynamicValue
+	6,  // 37: berth.provider.v1.Block.AttributesEntry.value:type_name -> berth.provider.v1.Attribute
+	8,  // 38: berth.provider.v1.Block.BlocksEntry.value:type_name -> berth.provider.v1.NestedBlock
+	9,  // 39: berth.provider.v1.GetSchemaResponse.KindsEntry.value:type_name -> berth.provider.v1.Kind
+	10, // 40: berth.provider.v1.Provider.GetSchema:input_type -> berth.provider.v1.GetSchemaRequest
+	12, // 41: berth.provider.v1.Provider.Validate:input_type -> berth.provider.v1.ValidateRequest
+	14, // 42: berth.provider.v1.Provider.Read:input_type -> berth.provider.v1.ReadRequest
+	16, // 43: berth.provider.v1.Provider.ReadMany:input_type -> berth.provider.v1.ReadManyRequest
+	18, // 44: berth.provider.v1.Provider.Plan:input_type -> berth.provider.v1.PlanRequest
+	20, // 45: berth.provider.v1.Provider.Apply:input_type -> berth.provider.v1.ApplyRequest
+	22, // 46: berth.provider.v1.Provider.Delete:input_type -> berth.provider.v1.DeleteRequest
+	24, // 47: berth.provider.v1.Provider.Import:input_type -> berth.provider.v1.ImportRequest
+	11, // 48: berth.provider.v1.Provider.GetSchema:output_type -> berth.provider.v1.GetSchemaResponse
+	13, // 49: berth.provider.v1.Provider.Validate:output_type -> berth.provider.v1.ValidateResponse
+	15, // 50: berth.provider.v1.Provider.Read:output_type -> berth.provider.v1.ReadResponse
+	17, // 51: berth.provider.v1.Provider.ReadMany:output_type -> berth.provider.v1.ReadManyResponse
+	19, // 52: berth.provider.v1.Provider.Plan:output_type -> berth.provider.v1.PlanResponse
+	21, // 53: berth.provider.v1.Provider.Apply:output_type -> berth.provider.v1.ApplyResponse
+	23, // 54: berth.provider.v1.Provider.Delete:output_type -> berth.provider.v1.DeleteResponse
+	25, // 55: berth.provider.v1.Provider.Import:output_type -> berth.provider.v1.ImportResponse
+	48, // [48:56] is the sub-list for method output_type
+	40, // [40:48] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_provider_proto_init() }
