@@ -32,7 +32,7 @@ var inPlace = map[string]bool{"id": true, "state": true, "resources": true}
 // netInPlace are the attributes of a container on berth's networks that
 // change without a new container: its namespace stays, and attachments,
 // addresses, published ports and /etc/hosts are changed around it.
-var netInPlace = map[string]bool{"network": true, "ports": true, "extra_hosts": true, "dns": true, "ip_address": true, "published_ports": true}
+var netInPlace = map[string]bool{"network": true, "ports": true, "publish": true, "publish_all": true, "extra_hosts": true, "dns": true, "ip_address": true, "published_ports": true}
 
 func validateContainer(o obj) providers.Diagnostics {
 	var diags providers.Diagnostics
@@ -213,7 +213,7 @@ func (p *Provider) planContainer(ctx context.Context, prior, cfg cty.Value) (res
 			return resp
 		}
 	}
-	if bridged && len(o.strings("ports")) > 0 {
+	if bridged && (len(o.strings("ports")) > 0 || len(o.blocks("publish")) > 0 || o.boolean("publish_all", false)) {
 		// Published ports go to the address on the first network.
 		if bs := o.blocks("network"); len(bs) > 0 {
 			if n := bs[0].str("name"); n != "" && p.internalNetwork(n) {
@@ -340,7 +340,11 @@ func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id
 		}
 	}
 	if o.str("network_mode") == "bridge" {
-		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, rec.Spec.Hostname, o, rec.Spec.EtcDir)
+		var exposed []string
+		if img, err := p.lookupImage(o.str("image")); err == nil {
+			exposed = img.Config.ExposedPorts
+		}
+		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, rec.Spec.Hostname, o, exposed, rec.Spec.EtcDir)
 		if err != nil {
 			resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
 			resp.ID = id
@@ -435,7 +439,7 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 		return fail(nil, err)
 	}
 	if o.str("network_mode") == "bridge" {
-		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, spec.Hostname, o, spec.EtcDir)
+		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, spec.Hostname, o, img.Config.ExposedPorts, spec.EtcDir)
 		if err != nil {
 			return fail(errPath(err, cty.GetAttrPath("network")), err)
 		}

@@ -218,9 +218,12 @@ func serviceOf(address string) string {
 
 // wantNet is a container's declared networking.
 type wantNet struct {
-	Networks   []wantAttach
-	Ports      []portSpec
-	PortSpecs  []string
+	Networks  []wantAttach
+	Ports     []portSpec
+	PortSpecs []string
+	// PortPaths are the attributes that declare each port: an entry of
+	// ports, a publish block, or publish_all.
+	PortPaths  []cty.Path
 	ExtraHosts []hostEntry
 	DNS        []string
 }
@@ -231,7 +234,34 @@ type wantAttach struct {
 	Aliases []string
 }
 
-func declaredNet(o obj) wantNet {
+// publishSpec is the port form of a publish block.
+func publishSpec(b obj) string {
+	s := ""
+	ip := b.str("host_ip")
+	host := ""
+	if n, ok := b.integer("host_port"); ok && n > 0 {
+		host = strconv.FormatInt(n, 10)
+	}
+	cport, _ := b.integer("container_port")
+	switch {
+	case ip != "":
+		s = ip + ":" + host + ":" + strconv.FormatInt(cport, 10)
+	case host != "":
+		s = host + ":" + strconv.FormatInt(cport, 10)
+	default:
+		s = strconv.FormatInt(cport, 10)
+	}
+	if proto := b.str("protocol"); proto != "" {
+		s += "/" + proto
+	}
+	return s
+}
+
+// exposeSpec is the port form of an image's EXPOSEd port published by
+// publish_all ("80/tcp").
+func exposeSpec(exposed string) string { return "expose:" + exposed }
+
+func declaredNet(o obj, exposed []string) wantNet {
 	var w wantNet
 	for _, b := range o.blocks("network") {
 		a := wantAttach{Network: b.str("name"), Aliases: b.strings("aliases")}
@@ -243,10 +273,28 @@ func declaredNet(o obj) wantNet {
 	if len(w.Networks) == 0 {
 		w.Networks = []wantAttach{{Network: defaultNetwork}}
 	}
-	for _, s := range o.strings("ports") {
+	for i, s := range o.strings("ports") {
 		if ps, err := parsePort(s); err == nil {
 			w.Ports = append(w.Ports, ps)
 			w.PortSpecs = append(w.PortSpecs, s)
+			w.PortPaths = append(w.PortPaths, cty.GetAttrPath("ports").IndexInt(i))
+		}
+	}
+	for i, b := range o.blocks("publish") {
+		s := publishSpec(b)
+		if ps, err := parsePort(s); err == nil {
+			w.Ports = append(w.Ports, ps)
+			w.PortSpecs = append(w.PortSpecs, s)
+			w.PortPaths = append(w.PortPaths, cty.GetAttrPath("publish").IndexInt(i))
+		}
+	}
+	if o.boolean("publish_all", false) {
+		for _, e := range exposed {
+			if ps, err := parsePort(e); err == nil {
+				w.Ports = append(w.Ports, ps)
+				w.PortSpecs = append(w.PortSpecs, exposeSpec(e))
+				w.PortPaths = append(w.PortPaths, cty.GetAttrPath("publish_all"))
+			}
 		}
 	}
 	hosts := o.stringMap("extra_hosts")
@@ -269,7 +317,7 @@ func declaredNet(o obj) wantNet {
 // ports and /etc/hosts of every container that shares a network with it.
 // It is idempotent; everything it makes is in the record before it is
 // made.
-func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name string, o obj, etcDir string) (*netRecord, error) {
+func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name string, o obj, exposed []string, etcDir string) (*netRecord, error) {
 	n, err := p.net(ctx)
 	if err != nil {
 		return nil, err
@@ -285,7 +333,7 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 	}
 	rec.Address, rec.Owner, rec.Name, rec.Service = address, owner, name, serviceOf(address)
 	rec.Stopped = o.str("state") == "stopped"
-	w := declaredNet(o)
+	w := declaredNet(o, exposed)
 	rec.ExtraHosts, rec.DNS = w.ExtraHosts, w.DNS
 	if err := os.MkdirAll(p.hosts.ContainerDir(id), 0o700); err != nil {
 		return nil, err
@@ -387,7 +435,7 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 		k := portKey(m.HostIP, m.HostPort, m.Proto)
 		if ps.HostPort != 0 && !hadPort(old, k) {
 			if err := checkPortFree(m.HostIP, m.HostPort, m.Proto); err != nil {
-				return rec, &attrError{path: cty.GetAttrPath("ports").IndexInt(i), err: fmt.Errorf("port %q: %w", m.Spec, err)}
+				return rec, &attrError{path: w.PortPaths[i], err: fmt.Errorf("port %q: %w", m.Spec, err)}
 			}
 		}
 		if seen[k] {
@@ -805,6 +853,25 @@ func (p *Provider) liveNetValue(ctx context.Context, rec *netRecord, v cty.Value
 			v = with(v, "network", cty.ListVal(keep))
 		}
 	}
+	if blocks := o.blocks("publish"); len(blocks) > 0 {
+		var keep []cty.Value
+		for _, b := range blocks {
+			if ok, recorded := published[publishSpec(b)]; ok || !recorded {
+				keep = append(keep, b.v)
+			}
+		}
+		ty := v.Type().AttributeType("publish")
+		if len(keep) == 0 {
+			v = with(v, "publish", cty.ListValEmpty(ty.ElementType()))
+		} else {
+			v = with(v, "publish", cty.ListVal(keep))
+		}
+	}
+	for spec, ok := range published {
+		if strings.HasPrefix(spec, "expose:") && !ok {
+			v = with(v, "publish_all", cty.False)
+		}
+	}
 	if specs := o.strings("ports"); len(specs) > 0 {
 		var keep []cty.Value
 		for _, s := range specs {
@@ -838,6 +905,9 @@ func validateContainerNet(o obj) providers.Diagnostics {
 		if len(o.blocks("network")) > 0 {
 			bad(cty.GetAttrPath("network"), "network blocks apply to network_mode \"bridge\", not %q", mode)
 		}
+		if len(o.blocks("publish")) > 0 || o.boolean("publish_all", false) {
+			bad(cty.GetAttrPath("publish"), "publish and publish_all apply to containers on berth's networks; network_mode %q has none", mode)
+		}
 	}
 	seen := map[string]int{}
 	for i, s := range o.strings("ports") {
@@ -855,6 +925,43 @@ func validateContainerNet(o obj) providers.Diagnostics {
 			bad(path, "host port %d/%s is published twice, by ports[%d] and ports[%d]: a host port takes one container port", ps.HostPort, ps.Proto, j, i)
 		}
 		seen[k] = i
+	}
+	for i, b := range o.blocks("publish") {
+		path := cty.GetAttrPath("publish").IndexInt(i)
+		if n, ok := b.integer("container_port"); ok && (n < 1 || n > 65535) {
+			bad(path.GetAttr("container_port"), "container_port %d is not a port number from 1 to 65535", n)
+			continue
+		}
+		if n, ok := b.integer("host_port"); ok && (n < 0 || n > 65535) {
+			bad(path.GetAttr("host_port"), "host_port %d is not a port number from 1 to 65535 (or 0 for a random one)", n)
+			continue
+		}
+		if pr := b.str("protocol"); pr != "" && pr != "tcp" && pr != "udp" {
+			bad(path.GetAttr("protocol"), "unknown protocol %q: use \"tcp\" or \"udp\"", pr)
+			continue
+		}
+		if ip := b.str("host_ip"); ip != "" {
+			if a, err := netip.ParseAddr(ip); err != nil || !a.Is4() {
+				bad(path.GetAttr("host_ip"), "invalid host_ip %q: give an IPv4 address of this host", ip)
+				continue
+			}
+		}
+		if b.unknown("container_port") || b.unknown("host_port") || b.unknown("host_ip") {
+			continue
+		}
+		ps, err := parsePort(publishSpec(b))
+		if err != nil {
+			bad(path, "%s", err)
+			continue
+		}
+		if ps.HostPort == 0 {
+			continue
+		}
+		k := portKey(ps.HostIP, ps.HostPort, ps.Proto)
+		if _, dup := seen[k]; dup {
+			bad(path, "host port %d/%s is published twice: a host port takes one container port", ps.HostPort, ps.Proto)
+		}
+		seen[k] = len(seen)
 	}
 	nets := map[string]bool{}
 	for i, b := range o.blocks("network") {

@@ -75,6 +75,24 @@ func TestValidateContainerNet(t *testing.T) {
 		}
 		return cty.ObjectVal(m)
 	}
+	pubTy := ty.AttributeType("publish").ElementType()
+	publish := func(cport, hport int, ip, proto string) cty.Value {
+		m := map[string]cty.Value{}
+		for n, aty := range pubTy.AttributeTypes() {
+			m[n] = cty.NullVal(aty)
+		}
+		m["container_port"] = cty.NumberIntVal(int64(cport))
+		if hport != 0 {
+			m["host_port"] = cty.NumberIntVal(int64(hport))
+		}
+		if ip != "" {
+			m["host_ip"] = cty.StringVal(ip)
+		}
+		if proto != "" {
+			m["protocol"] = cty.StringVal(proto)
+		}
+		return cty.ObjectVal(m)
+	}
 	tests := []struct {
 		name  string
 		attrs map[string]cty.Value
@@ -91,6 +109,12 @@ func TestValidateContainerNet(t *testing.T) {
 		{"same network twice", map[string]cty.Value{"network": cty.ListVal([]cty.Value{network("a", ""), network("a", "")})}, "attached to network \"a\" twice"},
 		{"bad extra host", map[string]cty.Value{"extra_hosts": cty.MapVal(map[string]cty.Value{"db": cty.StringVal("nowhere")})}, "is not an IP address"},
 		{"bad dns", map[string]cty.Value{"dns": strs("1.1.1")}, "is not an IP address"},
+		{"publish block", map[string]cty.Value{"publish": cty.ListVal([]cty.Value{publish(80, 8080, "", "")})}, ""},
+		{"publish block bad port", map[string]cty.Value{"publish": cty.ListVal([]cty.Value{publish(70000, 0, "", "")})}, "container_port 70000"},
+		{"publish block bad protocol", map[string]cty.Value{"publish": cty.ListVal([]cty.Value{publish(80, 0, "", "sctp")})}, `unknown protocol "sctp"`},
+		{"publish block bad host_ip", map[string]cty.Value{"publish": cty.ListVal([]cty.Value{publish(80, 0, "::1", "")})}, "invalid host_ip"},
+		{"publish block and ports on one host port", map[string]cty.Value{"ports": strs("8080:80"), "publish": cty.ListVal([]cty.Value{publish(81, 8080, "", "")})}, "published twice"},
+		{"publish_all in host mode", map[string]cty.Value{"network_mode": cty.StringVal("host"), "publish_all": cty.True}, "publish and publish_all apply"},
 	}
 	for _, tt := range tests {
 		diags := validateContainerNet(base(tt.attrs))
@@ -103,6 +127,37 @@ func TestValidateContainerNet(t *testing.T) {
 			t.Errorf("%s: unexpected diagnostics:\n%s", tt.name, got)
 		case tt.want != "" && !strings.Contains(got, tt.want):
 			t.Errorf("%s: diagnostics %q do not say %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+func TestPublishSpec(t *testing.T) {
+	ty := containerKind().Block.ImpliedType().AttributeType("publish").ElementType()
+	mk := func(attrs map[string]cty.Value) obj {
+		m := map[string]cty.Value{}
+		for n, aty := range ty.AttributeTypes() {
+			m[n] = cty.NullVal(aty)
+		}
+		for k, v := range attrs {
+			m[k] = v
+		}
+		return obj{cty.ObjectVal(m)}
+	}
+	tests := []struct {
+		attrs map[string]cty.Value
+		want  string
+	}{
+		{map[string]cty.Value{"container_port": cty.NumberIntVal(80)}, "80"},
+		{map[string]cty.Value{"container_port": cty.NumberIntVal(80), "host_port": cty.NumberIntVal(8080)}, "8080:80"},
+		{map[string]cty.Value{"container_port": cty.NumberIntVal(82), "host_ip": cty.StringVal("127.0.0.1")}, "127.0.0.1::82"},
+		{map[string]cty.Value{"container_port": cty.NumberIntVal(53), "host_port": cty.NumberIntVal(5353), "host_ip": cty.StringVal("10.0.0.1"), "protocol": cty.StringVal("udp")}, "10.0.0.1:5353:53/udp"},
+	}
+	for _, tt := range tests {
+		if got := publishSpec(mk(tt.attrs)); got != tt.want {
+			t.Errorf("publishSpec(%v) = %q, want %q", tt.attrs, got, tt.want)
+		}
+		if _, err := parsePort(publishSpec(mk(tt.attrs))); err != nil {
+			t.Errorf("the form %q of a publish block does not parse: %v", tt.want, err)
 		}
 	}
 }

@@ -119,6 +119,7 @@ func containerKind() *providers.Kind {
 				"stop_timeout":    {Type: cty.Number, Optional: true, Description: "Seconds between the stop signal and SIGKILL (10)."},
 				"network_mode":    optComputed(cty.String, `"bridge" (default: berth's networks), "host" or "none" (a loopback only).`),
 				"ports":           {Type: list, Optional: true, Description: `Published ports: "8080:80", "127.0.0.1:8081:81", "127.0.0.1::82" (a random host port), "5353:53/udp".`},
+				"publish_all":     {Type: cty.Bool, Optional: true, Description: "Publish every port the image EXPOSEs on a random host port."},
 				"extra_hosts":     {Type: cty.Map(cty.String), Optional: true, Description: "Extra /etc/hosts entries: name = address."},
 				"dns":             {Type: list, Optional: true, Description: "Name servers, instead of the host's."},
 				"ip_address":      computed(cty.String, "The container's address on its first network."),
@@ -133,6 +134,12 @@ func containerKind() *providers.Kind {
 					"name":         {Type: cty.String, Required: true, Description: "A network resource (network.front) or a network's name."},
 					"aliases":      {Type: list, Optional: true, Description: "More names of the container on this network."},
 					"ipv4_address": str("A static address in the network's subnet."),
+				}}},
+				"publish": {Nesting: providers.NestingList, Block: providers.Block{Attributes: map[string]*providers.Attribute{
+					"container_port": {Type: cty.Number, Required: true, Description: "The port in the container."},
+					"host_port":      {Type: cty.Number, Optional: true, Description: "The host port; a random one, kept stable, unless set."},
+					"host_ip":        str("The host address; every address unless set."),
+					"protocol":       str(`"tcp" (default) or "udp".`),
 				}}},
 				"mount": {Nesting: providers.NestingList, Block: providers.Block{Attributes: map[string]*providers.Attribute{
 					"type":             {Type: cty.String, Required: true, Description: `"volume", "bind" or "tmpfs".`},
