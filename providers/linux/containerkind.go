@@ -196,7 +196,7 @@ func quoteList(list []string) string {
 	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
 }
 
-func (p *Provider) planContainer(ctx context.Context, prior, cfg cty.Value) (resp providers.PlanResponse) {
+func (p *Provider) planContainer(ctx context.Context, owner providers.Owner, prior, cfg cty.Value) (resp providers.PlanResponse) {
 	o := obj{cfg}
 	planned := cfg
 	def := func(name, value string) {
@@ -208,7 +208,7 @@ func (p *Provider) planContainer(ctx context.Context, prior, cfg cty.Value) (res
 	def("restart", "no")
 	bridged := obj{planned}.str("network_mode") == "bridge"
 	if bridged {
-		if d := p.staticAddrClash(ctx, o, prior); d != nil {
+		if d := p.staticAddrClash(ctx, owner, o, prior); d != nil {
 			resp.Diagnostics = d
 			return resp
 		}
@@ -351,6 +351,14 @@ func (p *Provider) applyContainer(ctx context.Context, owner providers.Owner, id
 			return resp
 		}
 		planned = withNet(planned, nr)
+		if st, _ := dir.State(); userStopped(st, prior) {
+			// Stopped by `berth stop` and kept so: out of the rotation.
+			if err := p.hosts.Rotate(ctx, id, false); err != nil {
+				resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
+				resp.ID = id
+				return resp
+			}
+		}
 	}
 	if err := p.setRunning(ctx, dir, rec, o.str("state") != "stopped", prior); err != nil {
 		resp.Diagnostics = providers.Errorf("container %s: %s", rec.Address, err)
@@ -438,13 +446,12 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 	if err != nil {
 		return fail(nil, err)
 	}
-	if o.str("network_mode") == "bridge" {
-		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, spec.Hostname, o, img.Config.ExposedPorts, spec.EtcDir)
-		if err != nil {
-			return fail(errPath(err, cty.GetAttrPath("network")), err)
-		}
-		spec.NetNS = nr.NetNS
-		planned = withNet(planned, nr)
+	bridged := o.str("network_mode") == "bridge"
+	if bridged {
+		// The namespace's path is in the record before anything of the
+		// network is made, so that a create killed halfway is found and
+		// deleted whole.
+		spec.NetNS = p.netnsPath(id)
 	}
 	if target, ok := strings.CutPrefix(o.str("network_mode"), "container:"); ok {
 		ns, err := p.joinNetwork(target, spec.EtcDir)
@@ -479,6 +486,13 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 	}
 	if err := dir.WriteRecord(rec); err != nil {
 		return fail(nil, err)
+	}
+	if bridged {
+		nr, err := p.setupNetwork(ctx, id, owner.Address, owner.Token, spec.Hostname, o, img.Config.ExposedPorts, spec.EtcDir)
+		if err != nil {
+			return fail(errPath(err, cty.GetAttrPath("network")), err)
+		}
+		planned = withNet(planned, nr)
 	}
 	if err := p.remember(owner, KindContainer, id, planned); err != nil {
 		return fail(nil, err)

@@ -379,6 +379,21 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 	if len(w.Ports) > 0 && p.internalNetwork(w.Networks[0].Network) {
 		return rec, &attrError{path: cty.GetAttrPath("network").IndexInt(0).GetAttr("name"), err: fmt.Errorf("network %q is internal: it has no published ports; remove ports or attach the container first to a network that is not internal", w.Networks[0].Network)}
 	}
+	// An attachment whose static address changes is taken down and its
+	// address released first, as the owner of an address cannot ask for
+	// another.
+	for _, wa := range w.Networks {
+		for _, old := range rec.Attachments {
+			if old.Network == wa.Network && wa.Addr.IsValid() && old.Addr.Addr() != wa.Addr {
+				if err := detach(ctx, n.host, rec, old); err != nil {
+					return rec, err
+				}
+				if err := n.ipam.Release(ctx, old.Network, id); err != nil {
+					return rec, err
+				}
+			}
+		}
+	}
 	var keep []attachment
 	for i, wa := range w.Networks {
 		s := specs[wa.Network]
@@ -443,6 +458,9 @@ func (p *Provider) setupNetwork(ctx context.Context, id, address, owner, name st
 		}
 		seen[k] = true
 		ports = append(ports, m)
+	}
+	if err := p.portClash(rec, ports, w.PortPaths); err != nil {
+		return rec, err
 	}
 	rec.Ports = ports
 	if err := save(); err != nil {
@@ -676,13 +694,25 @@ func (p *Provider) teardownNetwork(ctx context.Context, id string) error {
 	if err := netdev.DeleteNetNS(rec.NetNS); err != nil {
 		return err
 	}
-	for _, a := range rec.Attachments {
-		if err := n.ipam.Release(ctx, a.Network, id); err != nil {
-			return err
+	// Every address and port the container holds goes, also those of a
+	// setup that failed before it recorded them.
+	if nets, err := n.ipam.Networks(); err == nil {
+		for name := range nets {
+			if err := n.ipam.Release(ctx, name, id); err != nil {
+				return err
+			}
 		}
 	}
-	for _, m := range rec.Ports {
-		_ = n.ipam.ReleasePort(ctx, rec.Owner+"/"+m.Spec)
+	if held, err := n.ipam.Ports(); err == nil && rec.Owner != "" {
+		var keys []string
+		for k := range held {
+			if strings.HasPrefix(k, rec.Owner+"/") {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			_ = n.ipam.ReleasePort(ctx, keys...)
+		}
 	}
 	if err := removeFileIfExists(p.netRecordPath(id)); err != nil {
 		return err
@@ -1082,7 +1112,7 @@ func (p *Provider) targetNetNS(target string) (string, error) {
 // staticAddrClash refuses, at plan, a static address outside its
 // network's subnet or held by another container of this host, for the
 // networks that exist already.
-func (p *Provider) staticAddrClash(ctx context.Context, o obj, prior cty.Value) providers.Diagnostics {
+func (p *Provider) staticAddrClash(ctx context.Context, owner providers.Owner, o obj, prior cty.Value) providers.Diagnostics {
 	self := ""
 	if !prior.IsNull() {
 		self = obj{prior}.str("id")
@@ -1092,6 +1122,11 @@ func (p *Provider) staticAddrClash(ctx context.Context, o obj, prior cty.Value) 
 		want, err := netip.ParseAddr(b.str("ipv4_address"))
 		if err != nil || b.str("name") == "" {
 			continue
+		}
+		// Two containers of this plan that ask for one address.
+		if other := p.claimAddr(b.str("name"), want, owner.Address); other != "" {
+			return providers.AttributeErrorf(cty.GetAttrPath("network").IndexInt(i).GetAttr("ipv4_address"),
+				"ipv4_address %s on network %q is also asked for by %s: give each container its own address", want, b.str("name"), other)
 		}
 		if n == nil {
 			if n, err = p.net(ctx); err != nil {
@@ -1121,7 +1156,7 @@ func (p *Provider) staticAddrClash(ctx context.Context, o obj, prior cty.Value) 
 			continue
 		}
 		path := cty.GetAttrPath("network").IndexInt(i).GetAttr("ipv4_address")
-		if !k.Subnet.Contains(want) || want == k.Gateway || want == k.Subnet.Addr() {
+		if !k.Subnet.Contains(want) || want == k.Gateway || want == k.Subnet.Addr() || want == lastAddr(k.Subnet) {
 			return providers.AttributeErrorf(path, "ipv4_address %s is not a free host address of network %q (subnet %s, gateway %s)", want, b.str("name"), k.Subnet, k.Gateway)
 		}
 		owners, err := n.ipam.Owners(b.str("name"))
@@ -1139,4 +1174,70 @@ func (p *Provider) staticAddrClash(ctx context.Context, o obj, prior cty.Value) 
 		}
 	}
 	return nil
+}
+
+// claimAddr records that the container at address asks for addr on
+// network in this plan, and returns the container that asked for it
+// before, if another one did.
+func (p *Provider) claimAddr(network string, addr netip.Addr, address string) string {
+	if address == "" {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.plannedAddrs == nil {
+		p.plannedAddrs = map[string]map[netip.Addr]string{}
+	}
+	m := p.plannedAddrs[network]
+	if m == nil {
+		m = map[netip.Addr]string{}
+		p.plannedAddrs[network] = m
+	}
+	if other, ok := m[addr]; ok && other != address {
+		return other
+	}
+	m[addr] = address
+	return ""
+}
+
+// portClash refuses host ports that another container (not a replica of
+// the same resource) publishes on an overlapping address, before the
+// record says anything: the rules of one would hide the other's.
+func (p *Provider) portClash(rec *netRecord, ports []portMap, paths []cty.Path) error {
+	recs, err := p.netRecords()
+	if err != nil {
+		return err
+	}
+	for i, m := range ports {
+		for _, r := range recs {
+			if r.ID == rec.ID || r.Service == rec.Service {
+				continue
+			}
+			for _, o := range r.Ports {
+				if o.HostPort != m.HostPort || o.Proto != m.Proto {
+					continue
+				}
+				if o.HostIP == m.HostIP || !o.HostIP.IsValid() || !m.HostIP.IsValid() {
+					path := cty.GetAttrPath("ports")
+					if i < len(paths) {
+						path = paths[i]
+					}
+					return &attrError{path: path, err: fmt.Errorf("port %q: host port %s is published by %s already: only the replicas of one container may share a host port", m.Spec, o.String(), r.Address)}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// lastAddr is the broadcast address of an IPv4 subnet.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	host := 32 - p.Bits()
+	for i := 3; i >= 0 && host > 0; i-- {
+		n := min(host, 8)
+		b[i] |= byte(1<<n - 1)
+		host -= n
+	}
+	return netip.AddrFrom4(b)
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -223,6 +225,14 @@ func (p *Provider) planNetwork(ctx context.Context, owner providers.Owner, prior
 		}
 	}
 	if len(resp.RequiresReplace) > 0 {
+		name := (obj{prior}).str("name")
+		if users := p.attachedTo(name); len(users) > 0 {
+			path := resp.RequiresReplace[0]
+			resp.RequiresReplace = nil
+			resp.Diagnostics = providers.AttributeErrorf(path,
+				"network %q cannot be replaced while containers are attached to it (%s): detach them first, then change the network", name, strings.Join(users, ", "))
+			return resp
+		}
 		planned = with(planned, "bridge", cty.UnknownVal(cty.String))
 		resp.Planned = with(planned, "id", planned.GetAttr("name"))
 		return resp
@@ -277,13 +287,14 @@ func (p *Provider) ensureNetwork(ctx context.Context, n *networking, name string
 	if err := n.host.EnableForwarding(ctx); err != nil {
 		return s, err
 	}
-	if err := n.host.SetSysctl(ctx, "net/ipv4/conf/"+bridge+"/route_localnet", "1"); err != nil {
-		return s, err
-	}
 	if err := n.fw.Ensure(ctx); err != nil {
 		return s, err
 	}
 	if err := n.fw.AddNetwork(ctx, firewall.Network{Name: name, Bridge: bridge, Subnet: got.Subnet, Internal: internal}); err != nil {
+		return s, err
+	}
+	// 127.0.0.1 is routed to the bridge only once its guard rules are in.
+	if err := n.host.SetSysctl(ctx, "net/ipv4/conf/"+bridge+"/route_localnet", "1"); err != nil {
 		return s, err
 	}
 	return s, nil
@@ -566,4 +577,20 @@ func (p *Provider) plannedNetwork(name string) (obj, bool) {
 	defer p.mu.Unlock()
 	o, ok := p.planned[name]
 	return o, ok
+}
+
+// attachedTo returns the addresses of the containers attached to network.
+func (p *Provider) attachedTo(network string) []string {
+	recs, err := p.netRecords()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range recs {
+		if hasNetwork(r.Attachments, network) {
+			out = append(out, r.Address)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -3,6 +3,7 @@ package linux
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -55,6 +56,10 @@ type Provider struct {
 	netw      networking
 	// planned are the networks planned by this process, by name.
 	planned map[string]obj
+	// plannedAddrs are the static addresses that the containers planned
+	// by this process ask for: network, then address, then the address
+	// of the container.
+	plannedAddrs map[string]map[netip.Addr]string
 }
 
 // New returns the linux provider keeping its data under opts.Root.
@@ -245,7 +250,7 @@ func (p *Provider) Plan(ctx context.Context, req providers.PlanRequest) (resp pr
 	case KindVolume:
 		return planVolume(prior, cfg)
 	case KindContainer:
-		return p.planContainer(ctx, prior, cfg)
+		return p.planContainer(ctx, req.Owner, prior, cfg)
 	case KindNetwork:
 		return p.planNetwork(ctx, req.Owner, prior, cfg)
 	}

@@ -20,8 +20,13 @@ type Lazy struct {
 	mu     sync.Mutex
 	cur    Closer
 	err    error
+	tries  int
 	closed bool
 }
+
+// lazyTries is how many times a run tries to start a built-in provider
+// that fails to start (each call gets the next try).
+const lazyTries = 3
 
 var _ providers.Provider = (*Lazy)(nil)
 
@@ -63,12 +68,13 @@ func (l *Lazy) provider(ctx context.Context) (providers.Provider, providers.Diag
 	if l.closed {
 		return nil, providers.Errorf("provider %q is closed", l.name)
 	}
-	if l.cur == nil && l.err == nil {
+	if l.cur == nil && l.tries < lazyTries {
+		l.tries++
 		c, err := l.start(ctx)
 		if err != nil {
 			l.err = err
 		} else {
-			l.cur = c
+			l.cur, l.err = c, nil
 		}
 	}
 	if l.err != nil {
@@ -97,6 +103,20 @@ func (l *Lazy) Validate(ctx context.Context, req providers.ValidateRequest) prov
 		return providers.ValidateResponse{Diagnostics: d}
 	}
 	return p.Validate(ctx, req)
+}
+
+// ReadMany implements providers.BatchReader: a batch goes to the
+// provider in one call when it reads batches.
+func (l *Lazy) ReadMany(ctx context.Context, reqs []providers.ReadRequest) []providers.ReadResponse {
+	p, d := l.provider(ctx)
+	if d != nil {
+		out := make([]providers.ReadResponse, len(reqs))
+		for i := range out {
+			out[i].Diagnostics = d
+		}
+		return out
+	}
+	return providers.ReadMany(ctx, p, reqs)
 }
 
 // Read implements providers.Provider.

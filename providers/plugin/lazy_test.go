@@ -105,13 +105,62 @@ func TestLazyStartErrorIsADiagnostic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 2; i++ {
+	for i := 0; i < lazyTries+2; i++ {
 		d := l.Plan(context.Background(), providers.PlanRequest{Kind: "thing"}).Diagnostics
 		if !d.HasErrors() || !strings.Contains(d[0].Summary+d[0].Detail, `start built-in provider "x": no such binary`) {
 			t.Fatalf("diagnostics = %v", d)
 		}
 	}
-	if starts != 1 {
-		t.Fatalf("a failed start was tried %d times, want once per run", starts)
+	if starts != lazyTries {
+		t.Fatalf("a failed start was tried %d times, want %d per run", starts, lazyTries)
 	}
+}
+
+func TestLazyStartsAgainAfterAFailedStart(t *testing.T) {
+	starts := 0
+	inner := &countingProvider{}
+	l, err := NewLazy("x", lazySchema(), func(context.Context) (Closer, error) {
+		starts++
+		if starts == 1 {
+			return nil, errors.New("timed out")
+		}
+		return inner, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := l.Validate(context.Background(), providers.ValidateRequest{Kind: "thing"}).Diagnostics; !d.HasErrors() {
+		t.Fatal("the failed start gave no diagnostic")
+	}
+	if d := l.Validate(context.Background(), providers.ValidateRequest{Kind: "thing"}).Diagnostics; d.HasErrors() || inner.validates != 1 {
+		t.Fatalf("the second call did not start the provider: %v", d)
+	}
+}
+
+func TestLazyReadManyBatches(t *testing.T) {
+	inner := &batchProvider{}
+	l, err := NewLazy("x", lazySchema(), func(context.Context) (Closer, error) { return inner, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := providers.ReadMany(context.Background(), l, make([]providers.ReadRequest, 5))
+	if len(out) != 5 || inner.batches != 1 || inner.reads != 0 {
+		t.Fatalf("5 reads went as %d batches and %d single reads, want 1 batch", inner.batches, inner.reads)
+	}
+}
+
+// batchProvider reads in batches and counts how it was called.
+type batchProvider struct {
+	countingProvider
+	batches, reads int
+}
+
+func (p *batchProvider) Read(context.Context, providers.ReadRequest) providers.ReadResponse {
+	p.reads++
+	return providers.ReadResponse{}
+}
+
+func (p *batchProvider) ReadMany(_ context.Context, reqs []providers.ReadRequest) []providers.ReadResponse {
+	p.batches++
+	return make([]providers.ReadResponse, len(reqs))
 }
