@@ -7,6 +7,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -430,6 +431,73 @@ func TestLinuxNetworkContainerMode(t *testing.T) {
 		}
 		shares(t, "v2 app\n")
 	})
+
+	h.destroyAndCompare()
+}
+
+// TestLinuxNetworkReplicaHealth checks that a replica that turns unhealthy
+// or dies leaves the rotation of its published port by itself (its shim
+// tells berth), and that a replica that turns healthy again comes back.
+func TestLinuxNetworkReplicaHealth(t *testing.T) {
+	requireLinux(t)
+	t.Parallel()
+	lan := testenv.NewLAN(t)
+	h := newNetHost(t, lan, "health")
+	client := testenv.NewSimHost(t, lan, "client")
+	h.loadNetImage()
+	h.write(fmt.Sprintf(`
+container "web" {
+  count   = 3
+  image   = %q
+  command = ["sh", "-c", "touch /ok && exec /app tcp:80"]
+  ports   = ["8080:80"]
+  restart = "no"
+  healthcheck {
+    command  = ["test", "-e", "/ok"]
+    interval = "1s"
+    retries  = 1
+  }
+%s}
+`, netRef, quick))
+	h.apply()
+	url := "http://" + h.sim.IP().String() + ":8080/"
+	for i := 0; i < 3; i++ {
+		addr := fmt.Sprintf("container.web[%d]", i)
+		h.waitPs(addr, "healthy", func(r psRow) bool { return r.Health == "healthy" })
+	}
+	requireAnswerers(t, "three healthy replicas", client, url, 30, "web-0", "web-1", "web-2")
+
+	h.exec("container.web[1]", "rm", "/ok")
+	h.waitPs("container.web[1]", "unhealthy", func(r psRow) bool { return r.Health == "unhealthy" })
+	waitFor(t, "web-1 out of the rotation", func() (bool, string) {
+		got, errs := tally(client, url, 9)
+		return got["web-1"] == 0 && len(errs) == 0, fmt.Sprintf("answers %v, errors %q", got, errs)
+	})
+	requireAnswerers(t, "web-1 unhealthy", client, url, 30, "web-0", "web-2")
+
+	h.exec("container.web[1]", "touch", "/ok")
+	h.waitPs("container.web[1]", "healthy again", func(r psRow) bool { return r.Health == "healthy" })
+	waitFor(t, "web-1 back in the rotation", func() (bool, string) {
+		got, errs := tally(client, url, 9)
+		return got["web-1"] > 0, fmt.Sprintf("answers %v, errors %q", got, errs)
+	})
+	requireAnswerers(t, "web-1 healthy again", client, url, 30, "web-0", "web-1", "web-2")
+
+	// A replica that dies (restart "no") leaves the rotation too.
+	rows := h.ps()
+	pid := h.containerInit(h.fullID(rows["container.web[2]"].ID))
+	if pid == 0 {
+		t.Fatal("no process of container.web[2]")
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	h.waitPs("container.web[2]", "exited", func(r psRow) bool { return strings.HasPrefix(r.State, "exited") })
+	waitFor(t, "web-2 out of the rotation", func() (bool, string) {
+		got, errs := tally(client, url, 9)
+		return got["web-2"] == 0 && len(errs) == 0, fmt.Sprintf("answers %v, errors %q", got, errs)
+	})
+	requireAnswerers(t, "web-2 dead", client, url, 30, "web-0", "web-1")
 
 	h.destroyAndCompare()
 }

@@ -341,7 +341,7 @@ func lifecycle(ctx context.Context, env *cliEnv, verb string, args []string) int
 		if err == nil && (verb == "start" || verb == "restart") {
 			err = c.host.Start(ctx, rec, opts.Exe, opts.ShimArgs(c.host.ContainerDir(rec.ID)))
 		}
-		if err == nil && verb == "start" {
+		if err == nil && (verb == "start" || verb == "restart") {
 			err = c.host.Rotate(ctx, rec.ID, true)
 		}
 		if err != nil {

@@ -65,6 +65,7 @@ func commands() []command {
 		{name: "version", synopsis: "Print berth's version", run: cmdVersion},
 		{name: providerSubcommand, hidden: true, run: cmdProvider},
 		{name: shimSubcommand, hidden: true, run: cmdShim},
+		{name: rotateSubcommand, hidden: true, run: cmdRotate},
 	}
 }
 

@@ -41,6 +41,31 @@ func builtinProviders() []string { return []string{"local", "linux"} }
 // shimSubcommand is the hidden subcommand that runs a container's shim.
 const shimSubcommand = "__shim"
 
+// rotateSubcommand is the hidden subcommand a shim runs when its container
+// starts or stops serving: `berth __rotate DIR in|out`.
+const rotateSubcommand = "__rotate"
+
+// cmdRotate takes a container in or out of the rotation of its published
+// ports; its shim runs it.
+func cmdRotate(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) != 2 || (args[1] != "in" && args[1] != "out") {
+		fmt.Fprintln(env.stderr, "berth: this command is run by a container's shim")
+		return 2
+	}
+	dir := filepath.Clean(args[0])
+	root := filepath.Dir(filepath.Dir(dir))
+	h, err := linux.OpenHost(root)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "berth: rotate: %v\n", err)
+		return 1
+	}
+	if err := h.Rotate(ctx, filepath.Base(dir), args[1] == "in"); err != nil {
+		fmt.Fprintf(env.stderr, "berth: rotate: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
 func protocolVersion() int { return providers.ProtocolVersion }
 
 // cmdProvider serves a built-in provider over the plugin protocol.
@@ -78,6 +103,7 @@ func linuxOptions(env *cliEnv, stateDir string) linux.Options {
 		Root:         filepath.Join(stateDir, "providers", "linux"),
 		Exe:          exe,
 		ShimArgs:     args,
+		Rotate:       func(dir string) []string { return []string{env.self, rotateSubcommand, dir} },
 		CgroupParent: env.getenv("BERTH_CGROUP_PARENT"),
 	}
 }

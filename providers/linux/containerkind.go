@@ -484,6 +484,11 @@ func (p *Provider) createContainer(ctx context.Context, owner providers.Owner, p
 		}
 		rec.Health = h
 	}
+	if bridged && p.opts.Rotate != nil {
+		// A replica that dies or turns unhealthy leaves the rotation of
+		// its published ports, and comes back when it serves again.
+		rec.Notify = p.opts.Rotate(string(dir))
+	}
 	if err := dir.WriteRecord(rec); err != nil {
 		return fail(nil, err)
 	}

@@ -32,6 +32,11 @@ type Options struct {
 	// program must call shim.Serve for those arguments (cmd/berth-shim does).
 	Exe      string
 	ShimArgs func(dir string) []string
+	// Rotate, when set, is the command a shim runs (with "in" or "out"
+	// appended) when its container starts or stops serving, to take it in
+	// or out of the rotation of its published ports; the program must
+	// call Host.Rotate for it. berth gives `berth __rotate DIR`.
+	Rotate func(dir string) []string
 	// CgroupParent is the cgroup under which containers' cgroups are
 	// made; "/berth" when empty.
 	CgroupParent string

@@ -51,6 +51,11 @@ type Record struct {
 	Cmd        []string `json:"cmd,omitempty"`
 	// Volumes are the named volumes the container uses.
 	Volumes []string `json:"volumes,omitempty"`
+	// Notify, when set, is a command (no shell) the shim runs with one
+	// more argument, "in" or "out", whenever the container starts or stops
+	// serving: running and not unhealthy. berth uses it to take a replica
+	// in and out of the rotation of its published ports.
+	Notify []string `json:"notify,omitempty"`
 }
 
 // Restart is a restart policy: "no", "always", "unless-stopped" or

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sync"
@@ -63,6 +65,11 @@ type shim struct {
 	mu    sync.Mutex
 	wmu   sync.Mutex // serialises writes of the state file
 	state State
+
+	nmu      sync.Mutex    // guards served, events and notified
+	served   *bool         // last serving state told to Notify; nil before the first start
+	events   chan string   // pending Notify events
+	notified chan struct{} // closed when the Notify goroutine is done
 }
 
 // Run is the shim: it starts the container of dir, writes its logs, waits
@@ -77,6 +84,7 @@ func Run(ctx context.Context, dir Dir, opts Options) error {
 	defer lf.Close()
 	s := &shim{dir: dir, opts: opts, log: log.New(lf, "", log.LstdFlags|log.Lmicroseconds)}
 	err = s.run(ctx)
+	s.flushNotify()
 	if err != nil {
 		s.log.Printf("shim ends: %v", err)
 	}
@@ -378,8 +386,79 @@ func (s *shim) ready(m readyMsg) {
 func (s *shim) update(f func(*State)) {
 	s.mu.Lock()
 	f(&s.state)
+	serving := s.state.Status == StatusRunning && s.state.Health != HealthUnhealthy
 	s.mu.Unlock()
 	s.save()
+	s.notify(serving)
+}
+
+// notify tells Record.Notify when the container starts or stops serving.
+// The first start does not count: the launcher put the container in
+// service. Commands run one at a time, in order, off the caller's path.
+func (s *shim) notify(serving bool) {
+	if s.rec == nil || len(s.rec.Notify) == 0 {
+		return
+	}
+	s.nmu.Lock()
+	defer s.nmu.Unlock()
+	if s.served == nil {
+		if !serving {
+			return
+		}
+		// The first start: in service already, unless the container was
+		// taken out (stopped, or it died) and nothing put it back.
+		was := !outOfRotation(s.dir)
+		s.served = &was
+	}
+	if *s.served == serving {
+		return
+	}
+	*s.served = serving
+	event := "out"
+	if serving {
+		event = "in"
+	}
+	if s.events == nil {
+		s.events = make(chan string, 16)
+		s.notified = make(chan struct{})
+		go s.runNotify(s.events)
+	}
+	select {
+	case s.events <- event:
+	default:
+		s.log.Printf("notify: %s dropped, too many pending", event)
+	}
+}
+
+// flushNotify waits, a bounded time, for the pending notifications: the
+// last one of a container that ends is that it stopped serving.
+func (s *shim) flushNotify() {
+	s.nmu.Lock()
+	events, done := s.events, s.notified
+	s.events = nil
+	s.nmu.Unlock()
+	if events == nil {
+		return
+	}
+	close(events)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+	}
+}
+
+// runNotify runs the notify command for each event.
+func (s *shim) runNotify(events <-chan string) {
+	defer close(s.notified)
+	for ev := range events {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, s.rec.Notify[0], append(append([]string(nil), s.rec.Notify[1:]...), ev)...)
+		out, err := cmd.CombinedOutput()
+		cancel()
+		if err != nil {
+			s.log.Printf("notify %s: %v: %s", ev, err, bytes.TrimSpace(out))
+		}
+	}
 }
 
 func (s *shim) save() {
@@ -398,4 +477,18 @@ func hostnameOf(r *Record) string {
 		return r.Spec.Hostname
 	}
 	return r.ID
+}
+
+// outOfRotation reports whether the networking record that the provider
+// keeps beside the shim's (network.json) says the container is out of the
+// rotation of its published ports.
+func outOfRotation(d Dir) bool {
+	var r struct {
+		Stopped bool `json:"stopped"`
+	}
+	b, err := os.ReadFile(filepath.Join(string(d), "network.json"))
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		return false
+	}
+	return r.Stopped
 }
