@@ -501,3 +501,51 @@ container "web" {
 
 	h.destroyAndCompare()
 }
+
+// TestLinuxNetworkPortInUse checks that a host port another process holds
+// is refused at apply with the port and the process named, while the rest
+// of the configuration is applied, and that the next apply publishes it
+// once the port is free.
+func TestLinuxNetworkPortInUse(t *testing.T) {
+	requireLinux(t)
+	t.Parallel()
+	lan := testenv.NewLAN(t)
+	h := newNetHost(t, lan, "inuse")
+	client := testenv.NewSimHost(t, lan, "client")
+	h.loadNetImage()
+	l, err := h.sim.Listen("tcp", "0.0.0.0:8085")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h.write(fmt.Sprintf(`
+container "taken" {
+  image   = %q
+  command = ["/app", "tcp:80"]
+  ports   = ["8085:80"]
+%s}
+
+container "free" {
+  image   = %q
+  command = ["/app", "tcp:80"]
+  ports   = ["8086:80"]
+%s}
+`, netRef, quick, netRef, quick))
+	r := h.mustBerth(1, nil, "apply", "-auto-approve", h.cfgDir)
+	out := r.stdout + r.stderr
+	for _, want := range []string{"container.taken", "host port 0.0.0.0:8085/tcp is already bound by another process", fmt.Sprintf("pid %d", os.Getpid())} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the apply does not say %q:\n%s", want, out)
+		}
+	}
+	// Nothing else is disturbed: the other container is published.
+	waitGet(t, client, "http://"+h.sim.IP().String()+":8086/", "free tcp=80 ")
+	if rows := h.ps(); len(rows) != 1 || rows["container.free"].State != "running" {
+		t.Errorf("after the refused port, berth ps shows %v; want container.free running alone", rows)
+	}
+	l.Close()
+	h.apply()
+	waitGet(t, client, "http://"+h.sim.IP().String()+":8085/", "taken tcp=80 ")
+	h.converged()
+	h.destroyAndCompare()
+}
