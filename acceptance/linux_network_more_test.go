@@ -435,6 +435,24 @@ func TestLinuxNetworkContainerMode(t *testing.T) {
 	h.destroyAndCompare()
 }
 
+// waitRotation waits until replica answers some of 9 new connections to
+// url (in), or none of them while every connection is answered (out).
+func waitRotation(t *testing.T, client *testenv.SimHost, url, replica string, in bool) {
+	t.Helper()
+	what := replica + " out of the rotation"
+	if in {
+		what = replica + " back in the rotation"
+	}
+	waitFor(t, what, func() (bool, string) {
+		got, errs := tally(client, url, 9)
+		ok := got[replica] == 0 && len(errs) == 0
+		if in {
+			ok = got[replica] > 0
+		}
+		return ok, fmt.Sprintf("answers %v, errors %q", got, errs)
+	})
+}
+
 // TestLinuxNetworkReplicaHealth checks that a replica that turns unhealthy
 // or dies leaves the rotation of its published port by itself (its shim
 // tells berth), and that a replica that turns healthy again comes back.
@@ -469,18 +487,12 @@ container "web" {
 
 	h.exec("container.web[1]", "rm", "/ok")
 	h.waitPs("container.web[1]", "unhealthy", func(r psRow) bool { return r.Health == "unhealthy" })
-	waitFor(t, "web-1 out of the rotation", func() (bool, string) {
-		got, errs := tally(client, url, 9)
-		return got["web-1"] == 0 && len(errs) == 0, fmt.Sprintf("answers %v, errors %q", got, errs)
-	})
+	waitRotation(t, client, url, "web-1", false)
 	requireAnswerers(t, "web-1 unhealthy", client, url, 30, "web-0", "web-2")
 
 	h.exec("container.web[1]", "touch", "/ok")
 	h.waitPs("container.web[1]", "healthy again", func(r psRow) bool { return r.Health == "healthy" })
-	waitFor(t, "web-1 back in the rotation", func() (bool, string) {
-		got, errs := tally(client, url, 9)
-		return got["web-1"] > 0, fmt.Sprintf("answers %v, errors %q", got, errs)
-	})
+	waitRotation(t, client, url, "web-1", true)
 	requireAnswerers(t, "web-1 healthy again", client, url, 30, "web-0", "web-1", "web-2")
 
 	// A replica that dies (restart "no") leaves the rotation too.
@@ -493,10 +505,7 @@ container "web" {
 		t.Fatal(err)
 	}
 	h.waitPs("container.web[2]", "exited", func(r psRow) bool { return strings.HasPrefix(r.State, "exited") })
-	waitFor(t, "web-2 out of the rotation", func() (bool, string) {
-		got, errs := tally(client, url, 9)
-		return got["web-2"] == 0 && len(errs) == 0, fmt.Sprintf("answers %v, errors %q", got, errs)
-	})
+	waitRotation(t, client, url, "web-2", false)
 	requireAnswerers(t, "web-2 dead", client, url, 30, "web-0", "web-1")
 
 	h.destroyAndCompare()

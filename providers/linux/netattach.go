@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -652,7 +653,14 @@ func (p *Provider) refreshHosts() error {
 		if err := os.MkdirAll(etc, 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(etc, "hosts"), netdev.Hosts(entries), 0o644); err != nil {
+		// Written in place, and only when it changes: every container
+		// that joins or leaves a network comes here for all of them.
+		path := filepath.Join(etc, "hosts")
+		text := netdev.Hosts(entries)
+		if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, text) {
+			continue
+		}
+		if err := os.WriteFile(path, text, 0o644); err != nil {
 			return err
 		}
 	}

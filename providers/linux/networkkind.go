@@ -317,6 +317,7 @@ func (p *Provider) removeNetwork(ctx context.Context, n *networking, name string
 }
 
 func (p *Provider) applyNetwork(ctx context.Context, owner providers.Owner, planned cty.Value) (resp providers.ApplyResponse) {
+	defer p.forgetNetworkObjects()
 	o := obj{planned}
 	name := o.str("name")
 	if name == "" {
@@ -446,6 +447,7 @@ func containsPrefix(list []netip.Prefix, p netip.Prefix) bool {
 }
 
 func (p *Provider) deleteNetwork(ctx context.Context, id string) error {
+	defer p.forgetNetworkObjects()
 	if id == "" {
 		return nil
 	}
@@ -500,21 +502,36 @@ func (p *Provider) internalNetwork(name string) bool {
 }
 
 // networkObject returns the network called name as berth last applied it.
+// The networks are read from the object store once per process, and again
+// after this process applied or deleted one: every container's plan asks.
 func (p *Provider) networkObject(name string) (obj, bool) {
-	all, err := p.objs.all()
-	if err != nil {
-		return obj{}, false
-	}
-	ty := p.types[KindNetwork]
-	for _, st := range all {
-		if st.Kind != KindNetwork || st.ID != name {
-			continue
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.netObjs == nil {
+		all, err := p.objs.all()
+		if err != nil {
+			return obj{}, false
 		}
-		if v, err := decodeValue(st.Value, ty); err == nil && !v.IsNull() {
-			return obj{v}, true
+		p.netObjs = map[string]obj{}
+		ty := p.types[KindNetwork]
+		for _, st := range all {
+			if st.Kind != KindNetwork || st.ID == "" {
+				continue
+			}
+			if v, err := decodeValue(st.Value, ty); err == nil && !v.IsNull() {
+				p.netObjs[st.ID] = obj{v}
+			}
 		}
 	}
-	return obj{}, false
+	o, ok := p.netObjs[name]
+	return o, ok
+}
+
+// forgetNetworkObjects drops the networks read by networkObject.
+func (p *Provider) forgetNetworkObjects() {
+	p.mu.Lock()
+	p.netObjs = nil
+	p.mu.Unlock()
 }
 
 // subnetClash refuses, at plan, a declared bridge subnet that overlaps

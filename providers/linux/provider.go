@@ -61,6 +61,8 @@ type Provider struct {
 	netw      networking
 	// planned are the networks planned by this process, by name.
 	planned map[string]obj
+	// netObjs are the applied networks by name, read once (networkObject).
+	netObjs map[string]obj
 	// plannedAddrs are the static addresses that the containers planned
 	// by this process ask for: network, then address, then the address
 	// of the container.

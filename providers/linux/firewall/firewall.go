@@ -67,6 +67,25 @@ func (f *Firewall) tbl() *nftables.Table {
 }
 
 // reader returns a connection for dumps: one socket for a whole read.
+// read runs fn with a connection that reads the table, under the
+// Firewall's lock; what names the reading in errors.
+func (f *Firewall) read(ctx context.Context, what string, fn func(c *nftables.Conn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, err := f.reader()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	defer c.CloseLasting()
+	if err := fn(c); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
 func (f *Firewall) reader() (*nftables.Conn, error) {
 	if f.ns == nil {
 		return nil, errors.New("firewall is closed")

@@ -368,25 +368,18 @@ func (nl *netLive) state(name string) NetworkState {
 
 // Networks decodes berth's networks from the live table, sorted by name.
 func (f *Firewall) Networks(ctx context.Context) ([]NetworkState, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := f.reader()
-	if err != nil {
-		return nil, fmt.Errorf("read networks: %w", err)
-	}
-	defer c.CloseLasting()
-	nl, err := f.readNetworks(c)
-	if err != nil {
-		return nil, fmt.Errorf("read networks: %w", err)
-	}
 	var out []NetworkState
-	for _, n := range nl.names() {
-		out = append(out, nl.state(n))
-	}
-	return out, nil
+	err := f.read(ctx, "read networks", func(c *nftables.Conn) error {
+		nl, err := f.readNetworks(c)
+		if err != nil {
+			return err
+		}
+		for _, n := range nl.names() {
+			out = append(out, nl.state(n))
+		}
+		return nil
+	})
+	return out, err
 }
 
 // AddNetwork creates network n, or rewrites it to be exactly n whatever

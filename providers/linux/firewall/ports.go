@@ -341,57 +341,49 @@ func (f *Firewall) Unpublish(ctx context.Context, hostIP netip.Addr, hostPort ui
 // gives a Port that was never published. Ports are sorted by protocol,
 // port and address.
 func (f *Firewall) Published(ctx context.Context) ([]Port, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	c, err := f.reader()
-	if err != nil {
-		return nil, fmt.Errorf("read published ports: %w", err)
-	}
-	defer c.CloseLasting()
-	l, err := f.readLive(c)
-	if err != nil {
-		return nil, fmt.Errorf("read published ports: %w", err)
-	}
-	if !l.exists {
-		return nil, nil
-	}
 	var ports []Port
-	type decoded struct {
-		chain string
-		proto uint8
-	}
-	backends := map[decoded][]Backend{} // decoded once per chain and protocol
-	for _, name := range []string{mapPortsAddr, mapPortsAny} {
-		es, err := f.elements(c, l, name)
-		if err != nil {
-			return nil, fmt.Errorf("read published ports: %w", err)
+	err := f.read(ctx, "read published ports", func(c *nftables.Conn) error {
+		l, err := f.readLive(c)
+		if err != nil || !l.exists {
+			return err
 		}
-		for _, e := range es {
-			k, ok := keyFromElem(name, e.Key)
-			if !ok {
-				continue
+		type decoded struct {
+			chain string
+			proto uint8
+		}
+		backends := map[decoded][]Backend{} // decoded once per chain and protocol
+		for _, name := range []string{mapPortsAddr, mapPortsAny} {
+			es, err := f.elements(c, l, name)
+			if err != nil {
+				return err
 			}
-			p := Port{HostIP: k.addr, HostPort: k.port, Proto: protoName(k.proto)}
-			kind, chain, ok := verdictOf(e.Val)
-			if ok && (kind == expr.VerdictGoto || kind == expr.VerdictJump) {
-				d := decoded{chain, k.proto}
-				bs, seen := backends[d]
-				if !seen {
-					if _, exists := l.chains[chain]; exists {
-						bs, err = f.decodePortChain(c, chain, k.proto)
-						if err != nil {
-							return nil, fmt.Errorf("read published ports: %w", err)
-						}
-					}
-					backends[d] = bs
+			for _, e := range es {
+				k, ok := keyFromElem(name, e.Key)
+				if !ok {
+					continue
 				}
-				p.Backends = bs
+				p := Port{HostIP: k.addr, HostPort: k.port, Proto: protoName(k.proto)}
+				kind, chain, ok := verdictOf(e.Val)
+				if ok && (kind == expr.VerdictGoto || kind == expr.VerdictJump) {
+					d := decoded{chain, k.proto}
+					bs, seen := backends[d]
+					if !seen {
+						if _, exists := l.chains[chain]; exists {
+							if bs, err = f.decodePortChain(c, chain, k.proto); err != nil {
+								return err
+							}
+						}
+						backends[d] = bs
+					}
+					p.Backends = bs
+				}
+				ports = append(ports, p)
 			}
-			ports = append(ports, p)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(ports, func(i, j int) bool {
 		a, b := ports[i], ports[j]
