@@ -636,6 +636,8 @@ func (e *Engine) planResource(ctx context.Context, st *planState, r *spec.Resour
 			continue
 		case destroy:
 			reason = "destroy was requested"
+		case placedElsewhere(st, r) != "":
+			reason = fmt.Sprintf("%s is %s", r.Addr, placedElsewhere(st, r))
 		case r.Count != nil && ia.Key.Type() == addr.IntKeyType:
 			reason = fmt.Sprintf("index %s is out of range for count", ia.Key)
 		case r.ForEach != nil && ia.Key.Type() == addr.StringKeyType:
@@ -949,4 +951,16 @@ func (e *Engine) conforms(kind string, v cty.Value, what string) error {
 		return fmt.Errorf("the provider returned a %s of the wrong type (%v); this is a bug in the provider", what, errs[0])
 	}
 	return nil
+}
+
+// placedElsewhere returns why r's placement excludes this host, or "".
+func placedElsewhere(st *planState, r *spec.Resource) string {
+	if st.scope == nil {
+		return ""
+	}
+	why, ok := st.scope.Unplaced(r.Addr)
+	if !ok {
+		return ""
+	}
+	return why
 }

@@ -75,6 +75,9 @@ type Resource struct {
 	// DependsOn lists explicit dependencies.
 	DependsOn []DependsOn
 	Lifecycle Lifecycle
+	// Placement is nil when the resource has no placement block: it is
+	// placed on every host.
+	Placement *Placement
 	// Body is the rest of the block, decoded with the kind's schema.
 	Body      hcl.Body
 	DeclRange hcl.Range
@@ -408,7 +411,7 @@ func decodeOutput(b *hclsyntax.Block) (*Output, hcl.Diagnostics) {
 
 var resourceMetaSchema = &hcl.BodySchema{
 	Attributes: []hcl.AttributeSchema{{Name: "count"}, {Name: "for_each"}, {Name: "depends_on"}},
-	Blocks:     []hcl.BlockHeaderSchema{{Type: "lifecycle"}},
+	Blocks:     []hcl.BlockHeaderSchema{{Type: "lifecycle"}, {Type: "placement"}},
 }
 
 var lifecycleSchema = &hcl.BodySchema{
@@ -488,8 +491,24 @@ func decodeResource(b *hclsyntax.Block) (*Resource, hcl.Diagnostics) {
 			})
 		}
 	}
-	for i, lb := range content.Blocks {
-		if i > 0 {
+	seenLifecycle := false
+	for _, lb := range content.Blocks {
+		if lb.Type == "placement" {
+			if r.Placement != nil {
+				diags = append(diags, &hcl.Diagnostic{
+					Severity: hcl.DiagError,
+					Summary:  "Duplicate placement block",
+					Detail:   fmt.Sprintf("A resource may have one placement block only; merge them into the one at %s.", r.Placement.DeclRange),
+					Subject:  lb.DefRange.Ptr(),
+				})
+				continue
+			}
+			p, ds := decodePlacement(lb)
+			diags = append(diags, ds...)
+			r.Placement = p
+			continue
+		}
+		if seenLifecycle {
 			diags = append(diags, &hcl.Diagnostic{
 				Severity: hcl.DiagError,
 				Summary:  "Duplicate lifecycle block",
@@ -498,6 +517,7 @@ func decodeResource(b *hclsyntax.Block) (*Resource, hcl.Diagnostics) {
 			})
 			continue
 		}
+		seenLifecycle = true
 		diags = append(diags, decodeLifecycle(lb, &r.Lifecycle)...)
 	}
 	return r, diags

@@ -109,7 +109,7 @@ func ExprRefs(e hcl.Expression) ([]Ref, hcl.Diagnostics) {
 }
 
 // BodyRefs returns the references of a resource body decoded with spec,
-// including those of count, for_each and depends_on.
+// including those of count, for_each, placement and depends_on.
 func (r *Resource) BodyRefs(spec hcldec.Spec) ([]Ref, hcl.Diagnostics) {
 	travs := hcldec.Variables(r.Body, spec)
 	if r.Count != nil {
@@ -117,6 +117,11 @@ func (r *Resource) BodyRefs(spec hcldec.Spec) ([]Ref, hcl.Diagnostics) {
 	}
 	if r.ForEach != nil {
 		travs = append(travs, r.ForEach.Variables()...)
+	}
+	if r.Placement != nil {
+		for _, e := range r.Placement.Exprs() {
+			travs = append(travs, e.Variables()...)
+		}
 	}
 	refs, diags := refsOf(travs)
 	for _, d := range r.DependsOn {

@@ -119,15 +119,18 @@ type Instance struct {
 // Scope evaluates expressions of one configuration for one host. It is safe
 // for concurrent use.
 type Scope struct {
-	cfg   *Config
-	host  cty.Value
-	funcs map[string]function.Function
+	cfg      *Config
+	host     cty.Value
+	hostDesc Host
+	funcs    map[string]function.Function
 
 	mu        sync.RWMutex
 	vars      map[string]cty.Value
 	locals    map[string]cty.Value
 	resources map[addr.Resource]cty.Value
 	bodyRefs  map[addr.Resource][]Ref
+	// unplaced holds the resources whose placement excludes this host.
+	unplaced map[addr.Resource]unplaced
 }
 
 // NewScope resolves the variables of cfg from in and returns a scope for
@@ -136,11 +139,13 @@ func NewScope(cfg *Config, in Inputs) (*Scope, hcl.Diagnostics) {
 	s := &Scope{
 		cfg:       cfg,
 		host:      in.Host.Value(),
+		hostDesc:  in.Host,
 		funcs:     Functions(cfg.Dir),
 		vars:      map[string]cty.Value{},
 		locals:    map[string]cty.Value{},
 		resources: map[addr.Resource]cty.Value{},
 		bodyRefs:  map[addr.Resource][]Ref{},
+		unplaced:  map[addr.Resource]unplaced{},
 	}
 	var diags hcl.Diagnostics
 	given := map[string]cty.Value{}
@@ -318,6 +323,9 @@ func (s *Scope) evalContext(refs []Ref, inst *Instance, partial bool) *hcl.EvalC
 			}
 		case RefResource:
 			v, ok := s.resources[r.Resource]
+			if u, out := s.unplaced[r.Resource]; out {
+				v, ok = u.value(), true
+			}
 			if !ok {
 				if !partial {
 					continue
@@ -362,7 +370,7 @@ func (s *Scope) EvalLocal(name string, partial bool) hcl.Diagnostics {
 		return diags
 	}
 	v, ds := l.Expr.Value(s.evalContext(refs, nil, partial))
-	diags = append(diags, ds...)
+	diags = append(diags, s.explainUnplaced("local."+name, refs, ds)...)
 	if ds.HasErrors() {
 		v = cty.DynamicVal
 	}
@@ -380,6 +388,7 @@ func (s *Scope) EvalOutput(o *Output, partial bool) (cty.Value, hcl.Diagnostics)
 		return cty.DynamicVal, diags
 	}
 	v, ds := o.Expr.Value(s.evalContext(refs, nil, partial))
+	ds = s.explainUnplaced("output."+o.Name, refs, ds)
 	diags = append(diags, ds...)
 	if o.Sensitive {
 		v = v.Mark(marks.Sensitive)
@@ -394,10 +403,15 @@ func (s *Scope) EvalOutput(o *Output, partial bool) (cty.Value, hcl.Diagnostics)
 	return v, diags
 }
 
-// Expand evaluates count or for_each of r and returns its instances, in key
-// order. When partial is set and the value is not known yet, it returns
+// Expand evaluates the placement and then count or for_each of r and
+// returns its instances, in key order: none when the placement excludes
+// this host. When partial is set and a value is not known yet, it returns
 // known=false and no error.
 func (s *Scope) Expand(r *Resource, partial bool) (insts []Instance, known bool, diags hcl.Diagnostics) {
+	placed, known, diags := s.place(r, partial)
+	if diags.HasErrors() || !known || !placed {
+		return nil, known, diags
+	}
 	switch {
 	case r.Count != nil:
 		refs, ds := ExprRefs(r.Count)
@@ -406,7 +420,7 @@ func (s *Scope) Expand(r *Resource, partial bool) (insts []Instance, known bool,
 		}
 		v, ds := r.Count.Value(s.evalContext(refs, nil, partial))
 		if ds.HasErrors() {
-			return nil, false, ds
+			return nil, false, s.explainUnplaced(r.Addr.String(), refs, ds)
 		}
 		v, _ = v.Unmark()
 		if !v.IsKnown() {
@@ -450,7 +464,7 @@ func (s *Scope) Expand(r *Resource, partial bool) (insts []Instance, known bool,
 		}
 		v, ds := r.ForEach.Value(s.evalContext(refs, nil, partial))
 		if ds.HasErrors() {
-			return nil, false, ds
+			return nil, false, s.explainUnplaced(r.Addr.String(), refs, ds)
 		}
 		if marks.IsSensitive(v) {
 			return nil, false, hcl.Diagnostics{{
@@ -519,7 +533,7 @@ func (s *Scope) Decode(r *Resource, inst *Instance, spec hcldec.Spec, partial bo
 		s.mu.Unlock()
 	}
 	v, ds := hcldec.Decode(withRefs(r.Body, spec), spec, s.evalContext(refs, inst, partial))
-	diags = append(diags, ds...)
+	diags = append(diags, s.explainUnplaced(r.Addr.String(), refs, ds)...)
 	return v, diags
 }
 

@@ -329,6 +329,9 @@ func checkInstance(cfg *spec.Config, in spec.Inputs, schemas spec.Schemas, res *
 		}
 		keys = append(keys, res.Addr.Instance(inst.Key).String())
 	}
+	if why, ok := scope.Unplaced(res.Addr); ok && len(keys) == 0 {
+		return fmt.Sprintf("%s is %s", res.Addr, why)
+	}
 	if len(keys) == 0 {
 		return fmt.Sprintf("the configuration declares no instance of %s (count or for_each is empty)", res.Addr)
 	}
