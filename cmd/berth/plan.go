@@ -45,7 +45,7 @@ func lockError(env *cliEnv, err error) int {
 
 func cmdPlan(ctx context.Context, env *cliEnv, args []string) int {
 	var pf planFlags
-	fs := newFlagSet(env, "plan", "plan [DIR] [-out FILE] [-json] [-detailed-exitcode] [-var NAME=VALUE] [-var-file FILE] [-target ADDR] [-destroy]")
+	fs := newFlagSet(env, "plan", "plan [DIR] [-fleet ADDR] [-out FILE] [-json] [-detailed-exitcode] [-var NAME=VALUE] [-var-file FILE] [-target ADDR] [-destroy]")
 	pf.register(fs, true)
 	fs.StringVar(&pf.out, "out", "", "save the plan to FILE for `berth apply FILE`")
 	fs.BoolVar(&pf.json, "json", false, "print the plan as one JSON document")
@@ -53,6 +53,10 @@ func cmdPlan(ctx context.Context, env *cliEnv, args []string) int {
 	fs.Var(&pf.targets, "target", "limit the plan to this resource and what it depends on (repeatable)")
 	fs.BoolVar(&pf.destroy, "destroy", false, "plan the deletion of every owned object")
 	fs.BoolVar(&pf.lock, "lock", true, "take the state lock while planning")
+	var af agentFlags
+	fs.StringVar(&af.addr, "fleet", "", "send the configuration to the fleet through the agent at ADDR (unix:///path/agent.sock or https://host:port) and print each host's plan")
+	fs.StringVar(&af.tokenFile, "token-file", "", "with -fleet: file holding the agent's API token (or env BERTH_AGENT_TOKEN)")
+	fs.StringVar(&af.caFile, "ca-file", "", "with -fleet: CA certificate that signed the agent's certificate")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return 1
@@ -60,6 +64,13 @@ func cmdPlan(ctx context.Context, env *cliEnv, args []string) int {
 	dir, ok := oneDir(env, pos, "plan")
 	if !ok {
 		return 1
+	}
+	if af.addr != "" {
+		if pf.out != "" || pf.destroy || len(pf.targets) > 0 || len(pf.vars) > 0 {
+			fmt.Fprintln(env.stderr, "Error: -fleet plans the configuration as each agent would apply it: -out, -destroy, -target and -var do not apply")
+			return 1
+		}
+		return fleetPlan(ctx, env, &pf, &af, dir)
 	}
 	s, err := openSession(ctx, env, &pf.options, "berth plan", pf.lock)
 	if err != nil {

@@ -260,7 +260,7 @@ func (s *shim) supervise(ctx context.Context, p proc, out *output, first bool, s
 	if first {
 		s.ready(readyMsg{Pid: pid})
 		before := vmRSS()
-		trim()
+		Trim()
 		s.log.Printf("trimmed resident memory from %s to %s", before, vmRSS())
 	}
 	hctx, hcancel := context.WithCancel(ctx)

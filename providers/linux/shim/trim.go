@@ -10,13 +10,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// trim gives back memory the shim no longer needs once its container runs:
+// Trim gives back memory a long-running berth process (a shim once its
+// container runs, an agent between runs) no longer needs:
 // the garbage of start-up, and the page-table entries of the berth binary's
 // read-only segments. Those pages stay in the page cache, shared with every
-// other berth process, and come back on the next touch; the shim's steady
-// loop touches few of them, so its resident set is what it really uses.
+// other berth process, and come back on the next touch; a steady loop
+// touches few of them, so the resident set is what the process really uses.
 // Only segments that are never written are dropped, so nothing is lost.
-func trim() {
+func Trim() {
 	debug.FreeOSMemory()
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {

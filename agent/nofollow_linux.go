@@ -1,0 +1,6 @@
+package agent
+
+import "syscall"
+
+// noFollow makes an open fail on a symbolic link.
+const noFollow = syscall.O_NOFOLLOW
