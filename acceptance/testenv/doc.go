@@ -19,6 +19,8 @@
 //   - docker-registry: /usr/bin/docker-registry for StartRegistry
 //   - apache2-utils: htpasswd, for StartRegistry with Auth
 //   - iproute2 and nftables: ip and nft, for simulated hosts
+//   - git: git daemon and git itself, for NewGitServer
+//   - gnupg and openssh-client: gpg and ssh-keygen, for signed commits
 //
 // GoImage needs the go command on PATH (any test run has it).
 package testenv
@@ -26,5 +28,5 @@ package testenv
 // DebianPackages returns the Debian packages the fixtures need, for the
 // apt-get line of the CI script.
 func DebianPackages() []string {
-	return []string{"busybox-static", "docker-registry", "apache2-utils", "iproute2", "nftables"}
+	return []string{"busybox-static", "docker-registry", "apache2-utils", "iproute2", "nftables", "git", "gnupg", "openssh-client"}
 }
