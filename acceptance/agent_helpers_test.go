@@ -275,9 +275,10 @@ type agentOptions struct {
 	Labels map[string]string
 	// PollInterval is repository { poll_interval } ("2s" when empty).
 	PollInterval string
-	// DriftMode is drift { mode } ("correct" when empty); the drift
-	// interval is always "2s".
+	// DriftMode is drift { mode } ("correct" when empty).
 	DriftMode string
+	// DriftInterval is drift { interval } ("2s" when empty).
+	DriftInterval string
 	// Verify is the body of repository { verify { ... } }, if any.
 	Verify string
 	// GossipKeyFile replaces the fleet's gossip key.
@@ -311,6 +312,9 @@ func (f *agentFleet) addNode(opts agentOptions) *agentNode {
 	t.Helper()
 	if opts.PollInterval == "" {
 		opts.PollInterval = "2s"
+	}
+	if opts.DriftInterval == "" {
+		opts.DriftInterval = "2s"
 	}
 	if opts.DriftMode == "" {
 		opts.DriftMode = "correct"
@@ -408,7 +412,7 @@ repository {
 %[9]s}
 
 drift {
-  interval = "2s"
+  interval = %[23]q
   mode     = %[10]q
 }
 
@@ -443,7 +447,7 @@ log_format = "text"
 		ip, agentGossipPort, strings.Join(join, ", "), n.opts.GossipKeyFile,
 		n.sock, agentAPIPort, filepath.Join(n.dir, "tls.crt"), filepath.Join(n.dir, "tls.key"), n.f.tokenFile,
 		agentWebhookPort, n.f.webhookSecretFile,
-		agentMetricsPort)
+		agentMetricsPort, n.opts.DriftInterval)
 	agentWriteFile(t, n.configPath, cfg, 0o600)
 }
 

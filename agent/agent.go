@@ -351,7 +351,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.idle != nil {
 		a.idle()
 	}
-	poll := time.NewTicker(a.cfg.Repository.PollInterval)
+	// Polls are jittered like drift checks: agents started together
+	// drift apart, so that the first poll after a push comes sooner and
+	// the git server is not asked by the whole fleet at once.
+	poll := time.NewTimer(a.jitter(a.cfg.Repository.PollInterval))
 	defer poll.Stop()
 	drift := time.NewTimer(a.jitter(a.cfg.Drift.Interval))
 	defer drift.Stop()
@@ -370,6 +373,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			return nil
 		case <-poll.C:
 			a.sync(ctx, "poll")
+			poll.Reset(a.jitter(a.cfg.Repository.PollInterval))
 		case <-a.kick:
 			a.sync(ctx, "trigger")
 		case <-retry.C:
