@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,6 +50,10 @@ type RunRequest struct {
 	Apply bool
 	// Render asks for the plan as text in Outcome.PlanText.
 	Render bool
+	// Confine keeps the configuration's file functions inside Dir: the
+	// configuration comes from an API caller, who may not read the
+	// host's files through a plan.
+	Confine bool
 }
 
 // Outcome is what a run found and did. A Runner returns an error only for
@@ -119,12 +124,13 @@ type revRecord struct {
 func (r *revRecord) rev() gitsync.Revision { return gitsync.Revision{Ref: r.Ref, Hash: r.Hash} }
 
 // record is what the agent keeps across restarts, in
-// STATE_DIR/agent/state.json.
+// STATE_DIR/agent/state.json. Refusals are kept in memory only: after a
+// restart, perhaps with fixed variables or allowed signers, the tip is
+// judged again.
 type record struct {
-	Applied   *revRecord        `json:"applied,omitempty"`
-	Attempted *revRecord        `json:"attempted,omitempty"`
-	Refused   map[string]string `json:"refused,omitempty"`
-	LastApply time.Time         `json:"last_apply,omitzero"`
+	Applied   *revRecord `json:"applied,omitempty"`
+	Attempted *revRecord `json:"attempted,omitempty"`
+	LastApply time.Time  `json:"last_apply,omitzero"`
 }
 
 // Options are what an Agent is made of besides its configuration.
@@ -148,6 +154,9 @@ type Agent struct {
 	log     *slog.Logger
 	version string
 	idle    func()
+	// peers asks other agents for their plans; nil when this agent
+	// cannot (no token or no certificates).
+	peers *http.Client
 
 	kick  chan struct{}
 	drift chan struct{}
@@ -160,12 +169,14 @@ type Agent struct {
 	fleet    Fleet
 	rec      record
 	st       Status
-	refusal  string // why the tip of the tracked ref is not applied
-	failed   bool   // the last attempt failed and waits for a retry
+	refused  map[string]string // hash → why it is never applied
+	refusal  string            // why the tip of the tracked ref is not applied
+	failed   bool              // the last attempt failed and waits for a retry
+	failMsg  string            // why it failed
+	fetchErr string            // why the last fetch failed, "" when it worked
 	backoff  time.Duration
-	retryAt  time.Time
+	retryAt  time.Time // when a failed attempt is tried again
 	seen     map[string]bool
-	onChange func()
 }
 
 // New returns an agent for cfg.
@@ -177,7 +188,7 @@ func New(cfg *Config, opts Options) *Agent {
 	a := &Agent{
 		cfg: cfg, src: opts.Source, run: opts.Runner, met: opts.Metrics, log: log, version: opts.Version, idle: opts.Idle,
 		kick: make(chan struct{}, 1), drift: make(chan struct{}, 1),
-		seen: map[string]bool{},
+		seen: map[string]bool{}, refused: map[string]string{},
 	}
 	if a.met == nil {
 		a.met = metrics.New(nil)
@@ -216,7 +227,7 @@ func (a *Agent) Announce(ref, hash string) {
 	if ref != "" && hash != "" && ref == a.trackedRef() {
 		a.mu.Lock()
 		f, seen := a.fleet, a.seen[hash]
-		a.seen[hash] = true
+		a.see(hash)
 		a.mu.Unlock()
 		if f != nil && !seen {
 			f.AnnounceRevision(ref, hash)
@@ -233,7 +244,7 @@ func (a *Agent) NewRevision(ref, hash, from string) {
 	}
 	a.mu.Lock()
 	applied := a.rec.Applied != nil && a.rec.Applied.Hash == hash
-	a.seen[hash] = true
+	a.see(hash)
 	a.mu.Unlock()
 	if applied {
 		return
@@ -256,6 +267,15 @@ func (a *Agent) MemberChanged(m gossip.Member) {
 		counts[m.State]++
 	}
 	a.met.Members(counts)
+}
+
+// see notes that hash is known; a.mu is held. The set is bounded: an
+// old hash forgotten only costs an announcement again.
+func (a *Agent) see(hash string) {
+	if len(a.seen) >= 1000 {
+		clear(a.seen)
+	}
+	a.seen[hash] = true
 }
 
 // trackedRef is the ref name gossip announcements are about.
@@ -298,7 +318,8 @@ func (a *Agent) load() error {
 	a.rec = r
 	if r.Applied != nil {
 		a.st.Revision = r.Applied.Name
-		a.seen[r.Applied.Hash] = true
+		a.see(r.Applied.Hash)
+		a.met.AppliedRevision(r.Applied.Name)
 	}
 	if r.Attempted != nil {
 		a.st.Attempted = r.Attempted.Name
@@ -346,7 +367,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.load(); err != nil {
 		return err
 	}
-	a.checkDrift(ctx, "start")
+	// An apply interrupted by a crash left the host between two
+	// revisions: going back to the applied one would undo what the
+	// attempted one did, so the sync (which retries it) comes first.
+	a.mu.Lock()
+	interrupted := a.rec.Attempted != nil && (a.rec.Applied == nil || a.rec.Attempted.Hash != a.rec.Applied.Hash)
+	a.mu.Unlock()
+	if !interrupted {
+		a.checkDrift(ctx, "start")
+	}
 	a.sync(ctx, "start")
 	if a.idle != nil {
 		a.idle()
@@ -363,9 +392,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer retry.Stop()
 	for {
 		a.mu.Lock()
-		if a.failed && !a.retryAt.IsZero() {
-			retry.Reset(time.Until(a.retryAt))
-			a.retryAt = time.Time{}
+		retry.Stop()
+		if a.failed {
+			retry.Reset(max(time.Until(a.retryAt), 0))
 		}
 		a.mu.Unlock()
 		select {
@@ -411,51 +440,52 @@ func (a *Agent) sync(ctx context.Context, reason string) {
 		}
 		a.log.Warn("fetch failed", "err", err)
 		a.mu.Lock()
-		a.st.Message = "fetch failed: " + err.Error()
+		a.fetchErr = "fetch failed: " + err.Error()
+		if a.failed {
+			// The retry could not even fetch: try again later.
+			a.retryAt = time.Now().Add(a.jitter(a.backoff))
+		}
 		a.mu.Unlock()
-		a.publish()
+		a.settle()
 		return
 	}
 	a.mu.Lock()
+	a.fetchErr = ""
 	isNew := !a.seen[rev.Hash]
-	a.seen[rev.Hash] = true
+	a.see(rev.Hash)
 	f := a.fleet
 	applied := a.rec.Applied != nil && a.rec.Applied.Hash == rev.Hash
-	_, refused := a.rec.Refused[rev.Hash]
+	why, refused := a.refused[rev.Hash]
 	attempted := a.rec.Attempted != nil && a.rec.Attempted.Hash == rev.Hash
-	waiting := a.failed && attempted && reason != "retry"
-	wasFailing := a.failed
-	if applied {
-		// The tip is what this host runs: nothing is left to retry.
-		a.failed = false
+	waiting := a.failed && attempted && time.Now().Before(a.retryAt)
+	switch {
+	case applied:
+		// The tip is what this host runs (a force-push may have brought
+		// it back): nothing is left to retry or to refuse.
+		a.clearFailure()
 		a.refusal = ""
+	case refused:
+		a.refusal = why
 	}
 	a.mu.Unlock()
 	if isNew && f != nil && rev.Ref != "" {
 		f.AnnounceRevision(rev.Ref, rev.Hash)
 	}
-	if applied {
-		if wasFailing {
-			a.settle()
-		}
-		return
-	}
-	if refused {
-		a.mu.Lock()
-		why := a.rec.Refused[rev.Hash]
-		changed := a.refusal != why
-		a.refusal = why
-		a.mu.Unlock()
-		if changed {
-			a.settle()
-		}
-		return
-	}
-	if waiting {
+	if applied || refused || waiting {
+		a.settle()
 		return
 	}
 	a.log.Info("new revision", "revision", rev.String(), "reason", reason)
 	a.process(ctx, rev)
+}
+
+// clearFailure forgets a failed attempt; a.mu is held.
+func (a *Agent) clearFailure() {
+	a.failed = false
+	a.failMsg = ""
+	a.backoff = 0
+	a.retryAt = time.Time{}
+	a.st.Failing, a.st.FailingAddrs = 0, nil
 }
 
 // process verifies, checks out, plans and applies one revision.
@@ -471,6 +501,9 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 
 	start := time.Now()
 	if err := a.src.Verify(ctx, rev); err != nil {
+		if ctx.Err() != nil {
+			return
+		}
 		a.refuse(rr, fmt.Sprintf("commit %s is refused: %v", short(rev.Hash), err))
 		a.met.Apply("refused", time.Since(start))
 		return
@@ -489,6 +522,10 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 		}
 		a.fail(rr, nil, fmt.Sprintf("apply of %s failed: %v", rr.Name, err))
 		a.met.Apply("failed", time.Since(start))
+	case out.Invalid && ctx.Err() != nil:
+		// A plan cut short by the agent stopping says nothing of the
+		// revision.
+		return
 	case out.Invalid:
 		a.refuse(rr, fmt.Sprintf("revision %s does not validate; this host keeps running %s:\n%s", rr.Name, a.appliedName(), out.Diagnostics))
 		a.met.Apply("refused", time.Since(start))
@@ -500,15 +537,12 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 		a.mu.Lock()
 		a.rec.Applied = rr
 		a.rec.LastApply = time.Now().UTC()
-		a.failed = false
-		a.backoff = 0
+		a.clearFailure()
 		a.refusal = ""
 		a.st.Revision = rr.Name
 		a.st.LastApply = a.rec.LastApply
 		a.st.Resources = out.Resources
-		a.st.Failing, a.st.FailingAddrs = 0, nil
 		a.st.Drifted, a.st.DriftedAddrs = 0, nil
-		a.st.Message = ""
 		a.save()
 		a.mu.Unlock()
 		a.met.AppliedRevision(rr.Name)
@@ -533,20 +567,20 @@ func (a *Agent) appliedName() string {
 func (a *Agent) refuse(rr *revRecord, why string) {
 	a.log.Error("revision refused", "revision", rr.Name, "reason", why)
 	a.mu.Lock()
-	if a.rec.Refused == nil {
-		a.rec.Refused = map[string]string{}
+	// Only the latest refusals matter.
+	if len(a.refused) > 50 {
+		clear(a.refused)
 	}
-	// Keep the record small: only the latest refusals matter.
-	if len(a.rec.Refused) > 50 {
-		clear(a.rec.Refused)
-	}
-	a.rec.Refused[rr.Hash] = why
+	a.refused[rr.Hash] = why
 	a.refusal = why
-	a.failed = false
-	a.save()
+	// A failure of an earlier attempt is superseded by this revision.
+	a.clearFailure()
 	a.mu.Unlock()
 	a.settle()
 }
+
+// maxBackoff is the longest wait before a failed apply is tried again.
+const maxBackoff = 5 * time.Minute
 
 // fail records a failed attempt and schedules a retry with exponential
 // backoff.
@@ -554,14 +588,10 @@ func (a *Agent) fail(rr *revRecord, out *Outcome, why string) {
 	a.log.Error("apply failed", "revision", rr.Name, "reason", why)
 	a.mu.Lock()
 	a.failed = true
-	switch {
-	case a.backoff == 0:
-		a.backoff = 2 * time.Second
-	case a.backoff < 5*time.Minute:
-		a.backoff *= 2
-	}
+	a.refusal = ""
+	a.backoff = min(max(2*a.backoff, 2*time.Second), maxBackoff)
 	a.retryAt = time.Now().Add(a.jitter(a.backoff))
-	a.st.Message = why
+	a.failMsg = why
 	if out != nil {
 		a.st.Failing = len(out.Failed)
 		a.st.FailingAddrs = out.Failed
@@ -574,9 +604,11 @@ func (a *Agent) fail(rr *revRecord, out *Outcome, why string) {
 // settle computes the state from what is known and publishes it.
 func (a *Agent) settle() {
 	a.mu.Lock()
+	a.st.Message = a.fetchErr
 	switch {
 	case a.failed || a.st.Failing > 0:
 		a.st.State = StateFailing
+		a.st.Message = a.failMsg
 	case a.refusal != "":
 		a.st.State = StateRefused
 		a.st.Message = a.refusal
@@ -596,14 +628,15 @@ func (a *Agent) publish() {
 	a.mu.Lock()
 	f := a.fleet
 	s := a.st
-	cb := a.onChange
 	a.mu.Unlock()
-	if cb != nil {
-		cb()
-	}
 	if f == nil {
 		return
 	}
+	f.SetStatus(s.summary())
+}
+
+// summary is the status as gossip carries it, cut to gossip's sizes.
+func (s Status) summary() gossip.Status {
 	msg := s.Message
 	if len(msg) > 500 {
 		msg = msg[:497] + "..."
@@ -612,20 +645,23 @@ func (a *Agent) publish() {
 	if len(failing) > 20 {
 		failing = failing[:20]
 	}
-	f.SetStatus(gossip.Status{
+	return gossip.Status{
 		Node: s.Node, Revision: s.Revision, Attempted: s.Attempted, State: s.State,
 		Resources: s.Resources, Drifted: s.Drifted, Failing: s.Failing,
 		FailingAddrs: failing, Message: msg, LastApply: s.LastApply,
-	})
+	}
 }
 
 // checkDrift plans the last applied revision again: any change is drift,
 // corrected or only reported as the configuration says.
 func (a *Agent) checkDrift(ctx context.Context, reason string) {
 	a.mu.Lock()
-	applied := a.rec.Applied
+	applied, failing := a.rec.Applied, a.failed
 	a.mu.Unlock()
-	if applied == nil {
+	// While a newer revision waits for a retry, the applied one is not
+	// the reference any more: correcting towards it would undo what the
+	// newer one did. The retry converges the host.
+	if applied == nil || failing {
 		return
 	}
 	dir, err := a.src.Checkout(ctx, applied.rev())
@@ -655,12 +691,14 @@ func (a *Agent) checkDrift(ctx context.Context, reason string) {
 		a.st.Drifted, a.st.DriftedAddrs = 0, nil
 		if !a.failed {
 			a.st.Failing, a.st.FailingAddrs = 0, nil
+			a.failMsg = ""
 		}
 	case correct:
 		a.st.Drifted, a.st.DriftedAddrs = 0, nil
 		a.st.Failing, a.st.FailingAddrs = len(out.Failed), out.Failed
+		a.failMsg = ""
 		if len(out.Failed) > 0 {
-			a.st.Message = "drift correction failed:\n" + out.Diagnostics
+			a.failMsg = "drift correction failed:\n" + out.Diagnostics
 		}
 	default:
 		a.st.Drifted, a.st.DriftedAddrs = len(out.Changes), out.Changes
@@ -681,7 +719,7 @@ func (a *Agent) runLocked(ctx context.Context, req RunRequest) (*Outcome, error)
 
 // Plan plans dir on this host without applying it.
 func (a *Agent) Plan(ctx context.Context, dir string) (*Outcome, error) {
-	return a.runLocked(ctx, RunRequest{Dir: dir, Render: true})
+	return a.runLocked(ctx, RunRequest{Dir: dir, Render: true, Confine: true})
 }
 
 // Members returns the fleet as gossip knows it, this host included.
@@ -691,10 +729,7 @@ func (a *Agent) Members() []gossip.Member {
 	a.mu.Unlock()
 	if f == nil {
 		s := a.Status()
-		return []gossip.Member{{Name: s.Node, Labels: s.Labels, Version: s.Version, State: "alive", Self: true, Status: gossip.Status{
-			Node: s.Node, Revision: s.Revision, Attempted: s.Attempted, State: s.State, Resources: s.Resources,
-			Drifted: s.Drifted, Failing: s.Failing, FailingAddrs: s.FailingAddrs, Message: s.Message, LastApply: s.LastApply,
-		}}}
+		return []gossip.Member{{Name: s.Node, Labels: s.Labels, Version: s.Version, State: "alive", Self: true, Status: s.summary()}}
 	}
 	ms := f.Members()
 	slices.SortFunc(ms, func(x, y gossip.Member) int { return strings.Compare(x.Name, y.Name) })

@@ -3,7 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -265,10 +265,12 @@ func TestFailedApplyIsRetriedWithBackoff(t *testing.T) {
 	if r.run.plans != plans {
 		t.Fatal("retried before the backoff ended")
 	}
+	r.a.retryAt = time.Now()
 	r.a.sync(r.ctx, "retry")
 	if r.a.backoff <= first {
 		t.Fatalf("backoff %v after %v: want it to grow", r.a.backoff, first)
 	}
+	r.a.retryAt = time.Now()
 	r.a.sync(r.ctx, "retry")
 	if st := r.a.Status(); st.State != StateConverged || st.Failing != 0 {
 		t.Fatalf("status = %+v, want converged after the retries", st)
@@ -361,5 +363,131 @@ func TestJitterStaysNear(t *testing.T) {
 			t.Fatalf("jitter(10s) = %v", d)
 		}
 	}
-	_ = fmt.Sprint()
+}
+
+func TestRetryOutlivesAFailedFetch(t *testing.T) {
+	r := newRig(t, "correct")
+	r.run.fail[hash('a')] = 1
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	// The retry comes, but the repository cannot be reached.
+	r.a.retryAt = time.Now()
+	r.src.set("")
+	r.a.sync(r.ctx, "retry")
+	if !r.a.failed || !r.a.retryAt.After(time.Now()) {
+		t.Fatalf("after a failed fetch: failed %v, retry at %v; want a new retry scheduled", r.a.failed, r.a.retryAt)
+	}
+	if st := r.a.Status(); st.State != StateFailing {
+		t.Fatalf("state %q", st.State)
+	}
+	// The repository is back and the retry time comes: it is applied.
+	r.src.set(hash('a'))
+	r.a.retryAt = time.Now()
+	r.a.sync(r.ctx, "poll")
+	if st := r.a.Status(); st.State != StateConverged || st.Message != "" {
+		t.Fatalf("status %+v, want converged without a message", st)
+	}
+}
+
+func TestStoppingRefusesNothing(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.bad[hash('a')] = "context canceled"
+	r.src.set(hash('a'))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r.a.sync(ctx, "test")
+	if len(r.a.refused) != 0 {
+		t.Fatalf("a cancelled verification refused %v", r.a.refused)
+	}
+}
+
+func TestDriftCheckWaitsWhileANewerRevisionFails(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	r.run.fail[hash('b')] = 5
+	r.src.set(hash('b'))
+	r.a.sync(r.ctx, "test")
+	r.run.drift = []string{"file.a"}
+	before := len(r.run.appliedList())
+	r.a.checkDrift(r.ctx, "test")
+	if got := r.run.appliedList(); len(got) != before {
+		t.Fatalf("a drift check rolled the host back to the applied revision while the newer one fails: %v", got)
+	}
+}
+
+func TestInterruptedApplyIsNotRolledBackAtStart(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	// The agent dies in the middle of applying b: state.json says b was
+	// attempted.
+	r.a.mu.Lock()
+	r.a.rec.Attempted = &revRecord{Ref: "main", Hash: hash('b'), Name: "main@sha1:" + hash('b')}
+	r.a.save()
+	r.a.mu.Unlock()
+	r.src.set(hash('b'))
+	b := New(r.a.cfg, Options{Source: r.src, Runner: r.run})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- b.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Status().Revision != "main@sha1:"+hash('b') {
+		if time.Now().After(deadline) {
+			t.Fatal("b was never applied")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	// a, b (first agent), then b again: never a in between.
+	got := r.run.appliedList()
+	if got[len(got)-1] != hash('b') || slices.Contains(got[1:], hash('a')) {
+		t.Fatalf("applied %v: the interrupted revision was rolled back first", got)
+	}
+}
+
+func TestStatusMessagesFollowTheState(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	// A failed fetch shows, and goes when fetches work again.
+	r.src.set("")
+	r.a.sync(r.ctx, "test")
+	if st := r.a.Status(); !strings.Contains(st.Message, "fetch failed") {
+		t.Fatalf("message %q", st.Message)
+	}
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	if st := r.a.Status(); st.Message != "" || st.State != StateConverged {
+		t.Fatalf("status %+v after the fetch worked again", st)
+	}
+	// b fails, then c is refused: the refusal shows, not b's failure.
+	r.run.fail[hash('b')] = 5
+	r.src.set(hash('b'))
+	r.a.sync(r.ctx, "test")
+	r.run.invalid[hash('c')] = true
+	r.src.set(hash('c'))
+	r.a.sync(r.ctx, "test")
+	st := r.a.Status()
+	if st.State != StateRefused || !strings.Contains(st.Message, "does not validate") || st.Failing != 0 {
+		t.Fatalf("status %+v, want refused with c's diagnostics", st)
+	}
+	// The tip is forced back to a, which runs: neither refused nor failing.
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	if st := r.a.Status(); st.State != StateConverged || st.Message != "" {
+		t.Fatalf("status %+v after the tip came back to the applied revision", st)
+	}
+}
+
+func TestBackoffIsCapped(t *testing.T) {
+	r := newRig(t, "correct")
+	rr := &revRecord{Hash: hash('a')}
+	for i := 0; i < 20; i++ {
+		r.a.fail(rr, nil, "x")
+	}
+	if r.a.backoff != maxBackoff {
+		t.Fatalf("backoff %v, want %v", r.a.backoff, maxBackoff)
+	}
 }

@@ -35,6 +35,9 @@ type HostPlan struct {
 	Diagnostics string   `json:"diagnostics,omitempty"`
 	// Error says why the host could not plan at all.
 	Error string `json:"error,omitempty"`
+	// Unreachable tells that gossip sees the host dead or suspect: it
+	// was not asked.
+	Unreachable bool `json:"unreachable,omitempty"`
 }
 
 // HasChanges reports whether applying the plan would change the host.
@@ -75,6 +78,14 @@ type FleetView struct {
 	Members []MemberView `json:"members"`
 }
 
+// viewOf is a gossiped status as the API shows it.
+func viewOf(s gossip.Status) StatusView {
+	return StatusView{
+		Revision: s.Revision, Attempted: s.Attempted, State: s.State, Resources: s.Resources,
+		Drifted: s.Drifted, Failing: s.Failing, FailingAddrs: s.FailingAddrs, Message: s.Message, LastApply: s.LastApply,
+	}
+}
+
 // apiServer serves the agent's API.
 type apiServer struct {
 	a      *Agent
@@ -86,8 +97,7 @@ type apiServer struct {
 // /v1/hooks/. The handler does no authentication: listeners wrap it (see
 // RequireToken).
 func (a *Agent) Handler(hooks http.Handler) http.Handler {
-	s := &apiServer{a: a, hooks: hooks}
-	s.client = a.peerClient()
+	s := &apiServer{a: a, hooks: hooks, client: a.peers}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", s.health)
 	mux.HandleFunc("GET /v1/status", s.status)
@@ -149,17 +159,13 @@ func (a *Agent) FleetView() FleetView {
 	for _, m := range a.Members() {
 		mv := MemberView{
 			Name: m.Name, Addr: m.Addr, Labels: m.Labels, Version: m.Version, APIAddr: m.APIAddr, State: m.State, Self: m.Self,
-			Status: StatusView{
-				Revision: m.Status.Revision, Attempted: m.Status.Attempted, State: m.Status.State,
-				Resources: m.Status.Resources, Drifted: m.Status.Drifted, Failing: m.Status.Failing,
-				FailingAddrs: m.Status.FailingAddrs, Message: m.Status.Message, LastApply: m.Status.LastApply,
-			},
+			Status: viewOf(m.Status),
 		}
 		if m.Self {
-			mv.Status = StatusView{
-				Revision: self.Revision, Attempted: self.Attempted, State: self.State, Resources: self.Resources,
-				Drifted: self.Drifted, Failing: self.Failing, FailingAddrs: self.FailingAddrs, Message: self.Message, LastApply: self.LastApply,
-			}
+			// The full local status: gossip carries a shortened one.
+			mv.Status = viewOf(self.summary())
+			mv.Status.Message = self.Message
+			mv.Status.FailingAddrs = self.FailingAddrs
 		}
 		if mv.Labels == nil {
 			mv.Labels = map[string]string{}
@@ -234,7 +240,13 @@ func (s *apiServer) fleetPlan(w http.ResponseWriter, r *http.Request) {
 	}
 	defer os.RemoveAll(dir)
 	ctx := r.Context()
-	members := s.a.Members()
+	var members []gossip.Member
+	for _, m := range s.a.Members() {
+		// A host that left the fleet is not part of it any more.
+		if m.State != "left" {
+			members = append(members, m)
+		}
+	}
 	plans := make([]HostPlan, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
@@ -249,7 +261,8 @@ func (s *apiServer) fleetPlan(w http.ResponseWriter, r *http.Request) {
 		plans[i] = HostPlan{Node: m.Name, Labels: m.Labels}
 		switch {
 		case m.State != "alive":
-			plans[i].Error = fmt.Sprintf("the host is %s: no plan", m.State)
+			plans[i].Unreachable = true
+			plans[i].Error = fmt.Sprintf("the host is %s: not asked", m.State)
 			continue
 		case m.APIAddr == "":
 			plans[i].Error = "the host's agent has no TCP API (api listen): no plan"
@@ -304,24 +317,39 @@ func (s *apiServer) remotePlan(ctx context.Context, m gossip.Member, bundle []by
 }
 
 // peerClient is the HTTPS client used to ask other agents, trusting the
-// configured CA (or the certificate the agent serves with). It is nil
+// configured CA and the certificates the agent serves with. It is nil
 // when the agent has no token to present.
-func (a *Agent) peerClient() *http.Client {
-	api := a.cfg.API
-	if api.Token == "" {
-		return nil
+func peerClient(api APIConfig) (*http.Client, error) {
+	if api.Token == "" || (api.CAFile == "" && api.CertFile == "") {
+		return nil, nil
 	}
-	pool := x509.NewCertPool()
+	var files []string
 	for _, f := range []string{api.CAFile, api.CertFile} {
-		if f == "" {
-			continue
+		if f != "" {
+			files = append(files, f)
 		}
-		if b, err := os.ReadFile(f); err == nil {
-			pool.AppendCertsFromPEM(b)
-		}
+	}
+	pool, err := certPool(files...)
+	if err != nil {
+		return nil, err
 	}
 	return &http.Client{Transport: &http.Transport{
 		TLSClientConfig:     &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout: 10 * time.Second,
-	}}
+	}}, nil
+}
+
+// certPool reads PEM certificates from files; each must hold one.
+func certPool(files ...string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read certificates: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", f)
+		}
+	}
+	return pool, nil
 }

@@ -15,6 +15,7 @@ import (
 // planRunner answers plans of any directory, noting what it saw.
 type planRunner struct {
 	sawFile string
+	confine bool
 }
 
 func (r *planRunner) Run(ctx context.Context, req RunRequest) (*Outcome, error) {
@@ -23,6 +24,7 @@ func (r *planRunner) Run(ctx context.Context, req RunRequest) (*Outcome, error) 
 		return nil, err
 	}
 	r.sawFile = string(b)
+	r.confine = req.Confine
 	return &Outcome{Resources: 1, Changes: []string{"file.a"}, Add: 1, PlanText: "  + file.a\n\nPlan: 1 to add, 0 to change, 0 to destroy.\n"}, nil
 }
 
@@ -63,8 +65,8 @@ func TestAPIPlanAndStatus(t *testing.T) {
 	if len(fp.Hosts) != 1 || fp.Hosts[0].Node != "h1" || !fp.Hosts[0].Targeted || fp.Hosts[0].Add != 1 || !strings.Contains(fp.Hosts[0].Text, "+ file.a") {
 		t.Fatalf("fleet plan %+v", fp)
 	}
-	if run.sawFile != `file "a" {}` {
-		t.Fatalf("the runner saw %q", run.sawFile)
+	if run.sawFile != `file "a" {}` || !run.confine {
+		t.Fatalf("the runner saw %q, confined %v: a plan sent through the API must be confined to its bundle", run.sawFile, run.confine)
 	}
 	// The plan's temporary directory is gone.
 	if left, _ := filepath.Glob(filepath.Join(cfg.StateDir, "agent", "plans", "*")); len(left) != 0 {

@@ -110,6 +110,10 @@ func ReadBundle(r io.Reader, dir string) error {
 		// can make a path component a link.
 		switch h.Typeflag {
 		case tar.TypeDir:
+			files++
+			if files > MaxBundleFiles {
+				return fmt.Errorf("bundle is too large (more than %d files and directories)", MaxBundleFiles)
+			}
 			if err := os.MkdirAll(target, 0o755); err != nil {
 				return err
 			}

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 )
@@ -41,13 +39,9 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	case strings.HasPrefix(addr, "https://"):
 		tc := &tls.Config{MinVersion: tls.VersionTLS12}
 		if opts.CAFile != "" {
-			b, err := os.ReadFile(opts.CAFile)
+			pool, err := certPool(opts.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("read the CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(b) {
-				return nil, fmt.Errorf("%s holds no PEM certificate", opts.CAFile)
+				return nil, err
 			}
 			tc.RootCAs = pool
 		}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,6 +53,11 @@ func Serve(ctx context.Context, cfg *Config, d Deps) error {
 	}
 	met := metrics.New(d.Containers)
 	a := New(cfg, Options{Source: src, Runner: d.Runner, Metrics: met, Logger: log, Version: d.Version, Idle: d.Idle})
+	peers, err := peerClient(cfg.API)
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	a.peers = peers
 	hooks := webhook.Handler(webhook.Config{
 		Secret: cfg.Webhook.Secret,
 		OnPush: func(p webhook.Push) {
@@ -71,7 +77,10 @@ func Serve(ctx context.Context, cfg *Config, d Deps) error {
 	var servers []*http.Server
 	var wg sync.WaitGroup
 	serve := func(what string, ln net.Listener, h http.Handler) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		// Bundles and hook bodies are small: a request that takes
+		// longer to send is dropped rather than left holding a
+		// connection.
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 		servers = append(servers, srv)
 		wg.Add(1)
 		go func() {
@@ -158,7 +167,7 @@ func Serve(ctx context.Context, cfg *Config, d Deps) error {
 	if d.Idle != nil {
 		d.Idle()
 	}
-	log.Info("agent started", "node", cfg.Node.Name, "repository", cfg.Repository.URL, "gossip", g.LocalAddr())
+	log.Info("agent started", "node", cfg.Node.Name, "repository", redactURL(cfg.Repository.URL), "gossip", g.LocalAddr())
 	return a.Run(ctx)
 }
 
@@ -194,7 +203,12 @@ func listenUnix(path string) (net.Listener, error) {
 		c.Close()
 		return nil, fmt.Errorf("another agent is already serving %s; stop it first", path)
 	}
-	_ = os.Remove(path)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("api socket: %s exists and is not a socket; choose another path or remove it", path)
+		}
+		_ = os.Remove(path)
+	}
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		return nil, fmt.Errorf("api socket: %w", err)
@@ -204,6 +218,17 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("api socket: %w", err)
 	}
 	return l, nil
+}
+
+// redactURL hides the user information of a repository URL
+// (https://user:token@host/...), which may hold a secret.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User("REDACTED")
+	return u.String()
 }
 
 // newSyncer makes the git source of cfg.

@@ -26,6 +26,18 @@ import (
 // Functions returns the functions available in expressions. File functions
 // resolve relative paths against baseDir, the configuration directory.
 func Functions(baseDir string) map[string]function.Function {
+	return functions(baseDir, false)
+}
+
+// ConfinedFunctions is Functions for a configuration from someone who
+// may not read the host's files (a plan asked of an agent through its
+// API): file functions read only under baseDir.
+func ConfinedFunctions(baseDir string) map[string]function.Function {
+	return functions(baseDir, true)
+}
+
+func functions(baseDir string, confine bool) map[string]function.Function {
+	resolve := func(p string) (string, error) { return resolvePath(baseDir, p, confine) }
 	fs := map[string]function.Function{
 		"abs":             stdlib.AbsoluteFunc,
 		"ceil":            stdlib.CeilFunc,
@@ -108,10 +120,10 @@ func Functions(baseDir string) map[string]function.Function {
 		"endswith":        strPredFunc(strings.HasSuffix),
 		"strcontains":     strPredFunc(strings.Contains),
 	}
-	fs["file"] = fileFunc(baseDir)
-	fs["fileexists"] = fileExistsFunc(baseDir)
+	fs["file"] = fileFunc(resolve)
+	fs["fileexists"] = fileExistsFunc(resolve)
 	fs["abspath"] = absPathFunc(baseDir)
-	fs["templatefile"] = templateFileFunc(baseDir, fs)
+	fs["templatefile"] = templateFileFunc(resolve, fs)
 	return fs
 }
 
@@ -186,21 +198,44 @@ var nonsensitiveFunc = function.New(&function.Spec{
 	},
 })
 
-// resolvePath resolves p against base.
-func resolvePath(base, p string) (string, error) {
+// resolvePath resolves p against base. When confine is set, a path
+// outside base, or one that goes through a symbolic link, is refused.
+func resolvePath(base, p string, confine bool) (string, error) {
 	if !filepath.IsAbs(p) {
 		p = filepath.Join(base, p)
 	}
 	p = filepath.Clean(p)
+	if !confine {
+		return p, nil
+	}
+	root := filepath.Clean(base)
+	rel, err := filepath.Rel(root, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("%s is outside the configuration directory: this configuration may read its own files only", p)
+	}
+	for cur := root; rel != "."; {
+		first, rest, _ := strings.Cut(rel, string(filepath.Separator))
+		cur = filepath.Join(cur, first)
+		if fi, err := os.Lstat(cur); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return "", fmt.Errorf("%s goes through a symbolic link: this configuration may read its own files only", p)
+		}
+		if rest == "" {
+			break
+		}
+		rel = rest
+	}
 	return p, nil
 }
 
-func fileFunc(base string) function.Function {
+// pathResolver turns a path given to a file function into the path read.
+type pathResolver func(p string) (string, error)
+
+func fileFunc(resolve pathResolver) function.Function {
 	return function.New(&function.Spec{
 		Params: []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:   function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			p, err := resolvePath(base, args[0].AsString())
+			p, err := resolve(args[0].AsString())
 			if err != nil {
 				return cty.NilVal, err
 			}
@@ -213,12 +248,12 @@ func fileFunc(base string) function.Function {
 	})
 }
 
-func fileExistsFunc(base string) function.Function {
+func fileExistsFunc(resolve pathResolver) function.Function {
 	return function.New(&function.Spec{
 		Params: []function.Parameter{{Name: "path", Type: cty.String}},
 		Type:   function.StaticReturnType(cty.Bool),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			p, err := resolvePath(base, args[0].AsString())
+			p, err := resolve(args[0].AsString())
 			if err != nil {
 				return cty.NilVal, err
 			}
@@ -249,7 +284,7 @@ func absPathFunc(base string) function.Function {
 	})
 }
 
-func templateFileFunc(base string, funcs map[string]function.Function) function.Function {
+func templateFileFunc(resolve pathResolver, funcs map[string]function.Function) function.Function {
 	return function.New(&function.Spec{
 		Params: []function.Parameter{
 			{Name: "path", Type: cty.String},
@@ -257,7 +292,7 @@ func templateFileFunc(base string, funcs map[string]function.Function) function.
 		},
 		Type: function.StaticReturnType(cty.String),
 		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
-			p, err := resolvePath(base, args[0].AsString())
+			p, err := resolve(args[0].AsString())
 			if err != nil {
 				return cty.NilVal, err
 			}

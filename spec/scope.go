@@ -60,6 +60,9 @@ type Inputs struct {
 	// Partial evaluates with unknown values for variables that have no
 	// value, as validate does.
 	Partial bool
+	// ConfineFiles keeps file functions inside the configuration's
+	// directory: for configurations sent by others to be planned.
+	ConfineFiles bool
 }
 
 // EnvVars returns the variable values set in environ as BERTH_VAR_name=value.
@@ -146,6 +149,9 @@ func NewScope(cfg *Config, in Inputs) (*Scope, hcl.Diagnostics) {
 		resources: map[addr.Resource]cty.Value{},
 		bodyRefs:  map[addr.Resource][]Ref{},
 		unplaced:  map[addr.Resource]unplaced{},
+	}
+	if in.ConfineFiles {
+		s.funcs = ConfinedFunctions(cfg.Dir)
 	}
 	var diags hcl.Diagnostics
 	given := map[string]cty.Value{}

@@ -335,3 +335,33 @@ locals { x = { for k, v in var.v : k => length(v) } }`))
 		}
 	})
 }
+
+func TestConfinedFileFunctions(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ok.txt"), []byte("inside"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc", filepath.Join(dir, "etc")); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(outside, []byte("secret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := ConfinedFunctions(dir)
+	if v, err := fs["file"].Call([]cty.Value{cty.StringVal("ok.txt")}); err != nil || v.AsString() != "inside" {
+		t.Fatalf("file(ok.txt) = %v, %v", v, err)
+	}
+	for _, p := range []string{outside, "../" + filepath.Base(filepath.Dir(outside)) + "/secret", "etc/hostname", "/etc/hostname"} {
+		if _, err := fs["file"].Call([]cty.Value{cty.StringVal(p)}); err == nil {
+			t.Errorf("file(%q) read outside the configuration", p)
+		}
+		if _, err := fs["templatefile"].Call([]cty.Value{cty.StringVal(p), cty.EmptyObjectVal}); err == nil {
+			t.Errorf("templatefile(%q) read outside the configuration", p)
+		}
+	}
+	// Unconfined, the same absolute path is read.
+	if v, err := Functions(dir)["file"].Call([]cty.Value{cty.StringVal(outside)}); err != nil || v.AsString() != "secret" {
+		t.Fatalf("unconfined file() = %v, %v", v, err)
+	}
+}

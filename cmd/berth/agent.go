@@ -106,6 +106,7 @@ func (r *engineRunner) Run(ctx context.Context, req agent.RunRequest) (*agent.Ou
 	defer s.close()
 	out := &agent.Outcome{}
 	cfg, in, diags := s.loadConfig(req.Dir)
+	in.ConfineFiles = req.Confine
 	if diags.HasErrors() {
 		out.Invalid = true
 		out.Diagnostics = r.diagText(s, req.Dir, diags)
@@ -339,10 +340,12 @@ func fleetPlan(ctx context.Context, env *cliEnv, pf *planFlags, af *agentFlags, 
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(fp)
 	}
-	var targeted, changing, failed, untouched int
+	var targeted, changing, failed, untouched, unreachable int
 	var add, change, destroy int
 	for _, h := range fp.Hosts {
 		switch {
+		case h.Unreachable:
+			unreachable++
 		case h.Error != "" || h.Invalid:
 			failed++
 		case !h.Targeted:
@@ -363,6 +366,8 @@ func fleetPlan(ctx context.Context, env *cliEnv, pf *planFlags, af *agentFlags, 
 		}
 		fmt.Fprintln(env.stdout, " ──")
 		switch {
+		case h.Unreachable:
+			fmt.Fprintf(env.stdout, "\nWarning: %s\n\n", h.Error)
 		case h.Error != "":
 			fmt.Fprintf(env.stdout, "\nError: %s\n\n", h.Error)
 		case h.Invalid:
@@ -382,7 +387,7 @@ func fleetPlan(ctx context.Context, env *cliEnv, pf *planFlags, af *agentFlags, 
 				names = append(names, h.Node)
 			}
 		}
-		fmt.Fprintf(env.stdout, "Fleet: %d hosts: %d targeted (%d would change), %d not targeted, %d failed to plan.\n", len(fp.Hosts), targeted, changing, untouched, failed)
+		fmt.Fprintf(env.stdout, "Fleet: %d hosts: %d targeted (%d would change), %d not targeted, %d failed to plan, %d unreachable.\n", len(fp.Hosts), targeted, changing, untouched, failed, unreachable)
 		if len(names) > 0 {
 			fmt.Fprintf(env.stdout, "Not targeted: %s.\n", strings.Join(names, ", "))
 		}
