@@ -9,20 +9,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -190,8 +184,7 @@ type agentFleet struct {
 	// tokenFile is the API's bearer token; caFile the CA that signed
 	// every agent's TLS certificate.
 	tokenFile, caFile string
-	ca                *x509.Certificate
-	caKey             *ecdsa.PrivateKey
+	ca                *testenv.CA
 	// archive is the busybox image archive the linux hosts load.
 	archive string
 	nodes   []*agentNode
@@ -216,7 +209,7 @@ func newAgentFleet(t *testing.T) *agentFleet {
 	f.tokenFile = filepath.Join(f.root, "api.token")
 	agentWriteFile(t, f.tokenFile, "tok-"+agentRandomHex(t, 16), 0o600)
 	f.caFile = filepath.Join(f.root, "ca.pem")
-	f.ca, f.caKey = newAgentCA(t, f.caFile)
+	f.ca = testenv.NewCA(t, "berth agent test CA", f.caFile)
 	return f
 }
 
@@ -331,7 +324,13 @@ func (f *agentFleet) addNode(opts agentOptions) *agentNode {
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	n.sock = filepath.Join(sockDir, "agent.sock")
-	writeAgentCert(t, f.ca, f.caKey, net.IP(n.sim.IP().AsSlice()), filepath.Join(n.dir, "tls.crt"), filepath.Join(n.dir, "tls.key"))
+	// The certificate file holds the fleet's CA after the host's
+	// certificate, so that an agent that trusts the certificates of its
+	// own file trusts its peers.
+	f.ca.WriteCert(t, filepath.Join(n.dir, "tls.crt"), filepath.Join(n.dir, "tls.key"), testenv.CertOptions{
+		IPs:        []net.IP{net.IP(n.sim.IP().AsSlice())},
+		ClientAuth: true,
+	})
 	if opts.Linux {
 		if f.archive == "" {
 			f.archive = filepath.Join(f.root, "busybox.tar")
@@ -623,17 +622,7 @@ func (n *agentNode) self() (fleetMember, string, error) {
 // last said when it has not held within agentEventually.
 func waitAgent(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(agentEventually)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last seen: %s", agentEventually, what, last)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	waitWithin(t, agentEventually, what, cond)
 }
 
 // waitMember waits until every viewer's agent sees the member called
@@ -942,72 +931,6 @@ func hmacHex(secret string, body []byte) string {
 // "file:line" or "file line N".
 func diagRE(file string, line int) *regexp.Regexp {
 	return regexp.MustCompile(regexp.QuoteMeta(file) + `(:| line )` + strconv.Itoa(line) + `\b`)
-}
-
-// newAgentCA makes the fleet's CA and writes its certificate.
-func newAgentCA(t *testing.T, caFile string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "berth agent test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(48 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agentWriteFile(t, caFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), 0o644)
-	return ca, key
-}
-
-// writeAgentCert writes a server certificate for ip signed by the
-// fleet's CA, followed by the CA's certificate (so that an agent that
-// trusts the certificates of its own file trusts its peers), and its key.
-func writeAgentCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, ip net.IP, certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: ip.String()},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(48 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses:  []net.IP{ip},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chain := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Raw})...)
-	agentWriteFile(t, certFile, string(chain), 0o644)
-	agentWriteFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})), 0o600)
 }
 
 func agentWriteFile(t *testing.T, path, data string, mode os.FileMode) {

@@ -365,14 +365,21 @@ func parsePs(out string) (map[string]psRow, error) {
 // last said when it has not held within eventually.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(eventually)
+	waitWithin(t, eventually, what, cond)
+}
+
+// waitWithin polls cond every 200ms until it holds, and fails the test
+// with what cond last said when it has not held within deadline.
+func waitWithin(t *testing.T, deadline time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	end := time.Now().Add(deadline)
 	for {
 		ok, last := cond()
 		if ok {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last seen: %s", eventually, what, last)
+		if time.Now().After(end) {
+			t.Fatalf("waited %s for %s; last seen: %s", deadline, what, last)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
