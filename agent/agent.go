@@ -64,6 +64,10 @@ type Outcome struct {
 	// nothing was applied and Diagnostics says why, with file:line.
 	Invalid     bool   `json:"invalid,omitempty"`
 	Diagnostics string `json:"diagnostics,omitempty"`
+	// Recheck tells, with Invalid, that the configuration loaded but its
+	// plan failed, where a cause outside it may pass (a provider's read
+	// of the host): the revision is judged again after a while.
+	Recheck bool `json:"recheck,omitempty"`
 	// Resources counts the instances the configuration places here.
 	Resources int `json:"resources"`
 	// Owned counts the instances berth owned here before the run.
@@ -169,11 +173,11 @@ type Agent struct {
 	fleet    Fleet
 	rec      record
 	st       Status
-	refused  map[string]string // hash → why it is never applied
-	refusal  string            // why the tip of the tracked ref is not applied
-	failed   bool              // the last attempt failed and waits for a retry
-	failMsg  string            // why it failed
-	fetchErr string            // why the last fetch failed, "" when it worked
+	refused  map[string]refusal // hash → why it is not applied
+	refusal  string             // why the tip of the tracked ref is not applied
+	failed   bool               // the last attempt failed and waits for a retry
+	failMsg  string             // why it failed
+	fetchErr string             // why the last fetch failed, "" when it worked
 	backoff  time.Duration
 	retryAt  time.Time // when a failed attempt is tried again
 	seen     map[string]bool
@@ -188,7 +192,7 @@ func New(cfg *Config, opts Options) *Agent {
 	a := &Agent{
 		cfg: cfg, src: opts.Source, run: opts.Runner, met: opts.Metrics, log: log, version: opts.Version, idle: opts.Idle,
 		kick: make(chan struct{}, 1), drift: make(chan struct{}, 1),
-		seen: map[string]bool{}, refused: map[string]string{},
+		seen: map[string]bool{}, refused: map[string]refusal{},
 	}
 	if a.met == nil {
 		a.met = metrics.New(nil)
@@ -455,7 +459,12 @@ func (a *Agent) sync(ctx context.Context, reason string) {
 	a.see(rev.Hash)
 	f := a.fleet
 	applied := a.rec.Applied != nil && a.rec.Applied.Hash == rev.Hash
-	why, refused := a.refused[rev.Hash]
+	ref, refused := a.refused[rev.Hash]
+	if refused && !ref.recheck.IsZero() && time.Now().After(ref.recheck) {
+		// Judged again: what failed its plan may have passed.
+		delete(a.refused, rev.Hash)
+		refused = false
+	}
 	attempted := a.rec.Attempted != nil && a.rec.Attempted.Hash == rev.Hash
 	waiting := a.failed && attempted && time.Now().Before(a.retryAt)
 	switch {
@@ -465,7 +474,7 @@ func (a *Agent) sync(ctx context.Context, reason string) {
 		a.clearFailure()
 		a.refusal = ""
 	case refused:
-		a.refusal = why
+		a.refusal = ref.why
 	}
 	a.mu.Unlock()
 	if isNew && f != nil && rev.Ref != "" {
@@ -504,7 +513,7 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 		if ctx.Err() != nil {
 			return
 		}
-		a.refuse(rr, fmt.Sprintf("commit %s is refused: %v", short(rev.Hash), err))
+		a.refuse(rr, fmt.Sprintf("commit %s is refused: %v", short(rev.Hash), err), false)
 		a.met.Apply("refused", time.Since(start))
 		return
 	}
@@ -527,7 +536,7 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 		// revision.
 		return
 	case out.Invalid:
-		a.refuse(rr, fmt.Sprintf("revision %s does not validate; this host keeps running %s:\n%s", rr.Name, a.appliedName(), out.Diagnostics))
+		a.refuse(rr, fmt.Sprintf("revision %s does not validate; this host keeps running %s:\n%s", rr.Name, a.appliedName(), out.Diagnostics), out.Recheck)
 		a.met.Apply("refused", time.Since(start))
 	case len(out.Failed) > 0:
 		a.fail(rr, out, fmt.Sprintf("apply of %s failed for %s; retrying with backoff:\n%s", rr.Name, strings.Join(out.Failed, ", "), out.Diagnostics))
@@ -564,14 +573,18 @@ func (a *Agent) appliedName() string {
 }
 
 // refuse records that rr is never to be applied.
-func (a *Agent) refuse(rr *revRecord, why string) {
+func (a *Agent) refuse(rr *revRecord, why string, recheck bool) {
 	a.log.Error("revision refused", "revision", rr.Name, "reason", why)
 	a.mu.Lock()
 	// Only the latest refusals matter.
 	if len(a.refused) > 50 {
 		clear(a.refused)
 	}
-	a.refused[rr.Hash] = why
+	r := refusal{why: why}
+	if recheck {
+		r.recheck = time.Now().Add(a.jitter(maxBackoff))
+	}
+	a.refused[rr.Hash] = r
 	a.refusal = why
 	// A failure of an earlier attempt is superseded by this revision.
 	a.clearFailure()
@@ -581,6 +594,13 @@ func (a *Agent) refuse(rr *revRecord, why string) {
 
 // maxBackoff is the longest wait before a failed apply is tried again.
 const maxBackoff = 5 * time.Minute
+
+// refusal is why a revision is not applied, and when it is judged again
+// (zero: not before a restart).
+type refusal struct {
+	why     string
+	recheck time.Time
+}
 
 // fail records a failed attempt and schedules a retry with exponential
 // backoff.

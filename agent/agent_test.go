@@ -61,6 +61,7 @@ type fakeRunner struct {
 	drift   []string       // changes a plan finds in the applied revision
 	applied []string       // directories applied, in order
 	plans   int
+	recheck bool // invalid plans may pass later
 }
 
 func (r *fakeRunner) Run(ctx context.Context, req RunRequest) (*Outcome, error) {
@@ -71,6 +72,7 @@ func (r *fakeRunner) Run(ctx context.Context, req RunRequest) (*Outcome, error) 
 	out := &Outcome{Resources: 2}
 	if r.invalid[hash] {
 		out.Invalid = true
+		out.Recheck = r.recheck
 		out.Diagnostics = "Error: Unsupported argument\n\n  on main.hcl line 3"
 		return out, nil
 	}
@@ -489,5 +491,35 @@ func TestBackoffIsCapped(t *testing.T) {
 	}
 	if r.a.backoff != maxBackoff {
 		t.Fatalf("backoff %v, want %v", r.a.backoff, maxBackoff)
+	}
+}
+
+func TestPlanFailureIsJudgedAgainLater(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	r.run.invalid[hash('b')] = true
+	r.run.recheck = true
+	r.src.set(hash('b'))
+	r.a.sync(r.ctx, "test")
+	if st := r.a.Status(); st.State != StateRefused {
+		t.Fatalf("state %q, want refused", st.State)
+	}
+	plans := r.run.plans
+	r.a.sync(r.ctx, "poll")
+	if r.run.plans != plans {
+		t.Fatal("judged again before its time")
+	}
+	// The cause passed (a provider could read the host again), and the
+	// time to judge again came.
+	r.run.invalid[hash('b')] = false
+	r.a.mu.Lock()
+	ref := r.a.refused[hash('b')]
+	ref.recheck = time.Now().Add(-time.Second)
+	r.a.refused[hash('b')] = ref
+	r.a.mu.Unlock()
+	r.a.sync(r.ctx, "poll")
+	if st := r.a.Status(); st.State != StateConverged || st.Revision != "main@sha1:"+hash('b') {
+		t.Fatalf("status %+v, want b applied once judged again", st)
 	}
 }

@@ -116,6 +116,7 @@ func (r *engineRunner) Run(ctx context.Context, req agent.RunRequest) (*agent.Ou
 	diags = append(diags, ds...)
 	if diags.HasErrors() || p == nil {
 		out.Invalid = true
+		out.Recheck = true
 		out.Diagnostics = r.diagText(s, req.Dir, diags)
 		return out, nil
 	}
