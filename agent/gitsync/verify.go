@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
@@ -77,7 +79,19 @@ type VerifyError struct {
 
 // Error returns "commit <hash>: <reason>".
 func (e *VerifyError) Error() string {
-	return "commit " + e.Commit + ": " + e.Reason
+	return "commit " + e.Commit + ": " + printable(e.Reason)
+}
+
+// printable replaces control characters and invalid UTF-8 in s, which may
+// quote a commit's signature (anyone's input), so that the message is
+// safe in logs, terminals and status.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 }
 
 // Unwrap returns the underlying error.
