@@ -134,7 +134,10 @@ func (r *revRecord) rev() gitsync.Revision { return gitsync.Revision{Ref: r.Ref,
 type record struct {
 	Applied   *revRecord `json:"applied,omitempty"`
 	Attempted *revRecord `json:"attempted,omitempty"`
-	LastApply time.Time  `json:"last_apply,omitzero"`
+	// AttemptRefused tells that the attempted revision was refused, so
+	// that nothing of it was applied.
+	AttemptRefused bool      `json:"attempt_refused,omitempty"`
+	LastApply      time.Time `json:"last_apply,omitzero"`
 }
 
 // Options are what an Agent is made of besides its configuration.
@@ -177,10 +180,14 @@ type Agent struct {
 	refusal  string             // why the tip of the tracked ref is not applied
 	failed   bool               // the last attempt failed and waits for a retry
 	failMsg  string             // why it failed
-	fetchErr string             // why the last fetch failed, "" when it worked
-	backoff  time.Duration
-	retryAt  time.Time // when a failed attempt is tried again
-	seen     map[string]bool
+	failAddr []string           // the instances whose apply failed
+	// driftMsg and driftAddr say why the last drift correction failed.
+	driftMsg  string
+	driftAddr []string
+	fetchErr  string // why the last fetch failed, "" when it worked
+	backoff   time.Duration
+	retryAt   time.Time // when a failed attempt is tried again
+	seen      map[string]bool
 }
 
 // New returns an agent for cfg.
@@ -327,6 +334,16 @@ func (a *Agent) load() error {
 	}
 	if r.Attempted != nil {
 		a.st.Attempted = r.Attempted.Name
+		if !r.AttemptRefused && (r.Applied == nil || r.Applied.Hash != r.Attempted.Hash) {
+			// The last attempt did not complete (the agent stopped in
+			// the middle, or it failed): the host is between two
+			// revisions. It is retried at once, and no drift check
+			// goes back to the applied revision meanwhile.
+			a.failed = true
+			a.backoff = 2 * time.Second
+			a.retryAt = time.Now()
+			a.failMsg = fmt.Sprintf("the apply of %s did not complete; retrying", r.Attempted.Name)
+		}
 	}
 	a.st.LastApply = r.LastApply
 	a.mu.Unlock()
@@ -371,15 +388,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.load(); err != nil {
 		return err
 	}
-	// An apply interrupted by a crash left the host between two
-	// revisions: going back to the applied one would undo what the
-	// attempted one did, so the sync (which retries it) comes first.
-	a.mu.Lock()
-	interrupted := a.rec.Attempted != nil && (a.rec.Applied == nil || a.rec.Attempted.Hash != a.rec.Applied.Hash)
-	a.mu.Unlock()
-	if !interrupted {
-		a.checkDrift(ctx, "start")
-	}
+	// After an interrupted apply, checkDrift does nothing (the host is
+	// between two revisions, and going back would undo the newer one):
+	// the sync retries it.
+	a.checkDrift(ctx, "start")
 	a.sync(ctx, "start")
 	if a.idle != nil {
 		a.idle()
@@ -411,6 +423,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.sync(ctx, "trigger")
 		case <-retry.C:
 			a.sync(ctx, "retry")
+			a.mu.Lock()
+			if a.failed && !a.retryAt.After(time.Now()) {
+				// Whatever the retry met, the next one waits.
+				a.retryAt = time.Now().Add(a.jitter(max(a.backoff, 2*time.Second)))
+			}
+			a.mu.Unlock()
 		case <-drift.C:
 			a.checkDrift(ctx, "interval")
 			drift.Reset(a.jitter(a.cfg.Drift.Interval))
@@ -445,12 +463,17 @@ func (a *Agent) sync(ctx context.Context, reason string) {
 		a.log.Warn("fetch failed", "err", err)
 		a.mu.Lock()
 		a.fetchErr = "fetch failed: " + err.Error()
-		if a.failed {
-			// The retry could not even fetch: try again later.
-			a.retryAt = time.Now().Add(a.jitter(a.backoff))
+		var pending *revRecord
+		if a.failed && reason == "retry" {
+			pending = a.rec.Attempted
 		}
 		a.mu.Unlock()
 		a.settle()
+		if pending != nil {
+			// The repository cannot be reached, but the revision to
+			// retry is in the local cache.
+			a.process(ctx, pending.rev())
+		}
 		return
 	}
 	a.mu.Lock()
@@ -475,6 +498,11 @@ func (a *Agent) sync(ctx context.Context, reason string) {
 		a.refusal = ""
 	case refused:
 		a.refusal = ref.why
+		if a.failed && !attempted {
+			// The tip moved to a refused revision: the failed one is
+			// superseded and is not retried.
+			a.clearFailure()
+		}
 	}
 	a.mu.Unlock()
 	if isNew && f != nil && rev.Ref != "" {
@@ -492,9 +520,9 @@ func (a *Agent) sync(ctx context.Context, reason string) {
 func (a *Agent) clearFailure() {
 	a.failed = false
 	a.failMsg = ""
+	a.failAddr = nil
 	a.backoff = 0
 	a.retryAt = time.Time{}
-	a.st.Failing, a.st.FailingAddrs = 0, nil
 }
 
 // process verifies, checks out, plans and applies one revision.
@@ -502,8 +530,10 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 	rr := &revRecord{Ref: rev.Ref, Hash: rev.Hash, Name: rev.String(), At: time.Now().UTC()}
 	a.mu.Lock()
 	a.rec.Attempted = rr
+	a.rec.AttemptRefused = false
 	a.st.Attempted = rr.Name
 	a.st.State = StateSyncing
+	a.st.Message = ""
 	a.save()
 	a.mu.Unlock()
 	a.publish()
@@ -511,6 +541,14 @@ func (a *Agent) process(ctx context.Context, rev gitsync.Revision) {
 	start := time.Now()
 	if err := a.src.Verify(ctx, rev); err != nil {
 		if ctx.Err() != nil {
+			return
+		}
+		var ve *gitsync.VerifyError
+		if !errors.As(err, &ve) {
+			// Not a verdict on the commit (the cache could not be
+			// read): tried again.
+			a.fail(rr, nil, fmt.Sprintf("cannot verify %s: %v", rr.Name, err))
+			a.met.Apply("failed", time.Since(start))
 			return
 		}
 		a.refuse(rr, fmt.Sprintf("commit %s is refused: %v", short(rev.Hash), err), false)
@@ -586,6 +624,8 @@ func (a *Agent) refuse(rr *revRecord, why string, recheck bool) {
 	}
 	a.refused[rr.Hash] = r
 	a.refusal = why
+	a.rec.AttemptRefused = true
+	a.save()
 	// A failure of an earlier attempt is superseded by this revision.
 	a.clearFailure()
 	a.mu.Unlock()
@@ -612,9 +652,9 @@ func (a *Agent) fail(rr *revRecord, out *Outcome, why string) {
 	a.backoff = min(max(2*a.backoff, 2*time.Second), maxBackoff)
 	a.retryAt = time.Now().Add(a.jitter(a.backoff))
 	a.failMsg = why
+	a.failAddr = nil
 	if out != nil {
-		a.st.Failing = len(out.Failed)
-		a.st.FailingAddrs = out.Failed
+		a.failAddr = out.Failed
 		a.st.Resources = out.Resources
 	}
 	a.mu.Unlock()
@@ -625,10 +665,18 @@ func (a *Agent) fail(rr *revRecord, out *Outcome, why string) {
 func (a *Agent) settle() {
 	a.mu.Lock()
 	a.st.Message = a.fetchErr
+	a.st.FailingAddrs = a.driftAddr
+	if a.failed {
+		a.st.FailingAddrs = a.failAddr
+	}
+	a.st.Failing = len(a.st.FailingAddrs)
 	switch {
-	case a.failed || a.st.Failing > 0:
+	case a.failed:
 		a.st.State = StateFailing
 		a.st.Message = a.failMsg
+	case a.driftMsg != "":
+		a.st.State = StateFailing
+		a.st.Message = a.driftMsg
 	case a.refusal != "":
 		a.st.State = StateRefused
 		a.st.Message = a.refusal
@@ -709,16 +757,13 @@ func (a *Agent) checkDrift(ctx context.Context, reason string) {
 	switch {
 	case len(out.Changes) == 0:
 		a.st.Drifted, a.st.DriftedAddrs = 0, nil
-		if !a.failed {
-			a.st.Failing, a.st.FailingAddrs = 0, nil
-			a.failMsg = ""
-		}
+		a.driftMsg, a.driftAddr = "", nil
 	case correct:
 		a.st.Drifted, a.st.DriftedAddrs = 0, nil
-		a.st.Failing, a.st.FailingAddrs = len(out.Failed), out.Failed
-		a.failMsg = ""
+		a.driftMsg, a.driftAddr = "", nil
 		if len(out.Failed) > 0 {
-			a.failMsg = "drift correction failed:\n" + out.Diagnostics
+			a.driftMsg = "drift correction failed:\n" + out.Diagnostics
+			a.driftAddr = out.Failed
 		}
 	default:
 		a.st.Drifted, a.st.DriftedAddrs = len(out.Changes), out.Changes

@@ -41,7 +41,7 @@ func (s *fakeSource) Verify(ctx context.Context, rev gitsync.Revision) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if why, ok := s.bad[rev.Hash]; ok {
-		return errors.New(why)
+		return &gitsync.VerifyError{Commit: rev.Hash, Failure: gitsync.NotSigned, Reason: why}
 	}
 	return nil
 }
@@ -367,27 +367,106 @@ func TestJitterStaysNear(t *testing.T) {
 	}
 }
 
-func TestRetryOutlivesAFailedFetch(t *testing.T) {
+func TestRetryUsesTheCacheWhenGitIsDown(t *testing.T) {
 	r := newRig(t, "correct")
-	r.run.fail[hash('a')] = 1
+	r.run.fail[hash('a')] = 2
 	r.src.set(hash('a'))
 	r.a.sync(r.ctx, "test")
-	// The retry comes, but the repository cannot be reached.
+	// The retry comes, but the repository cannot be reached: the revision
+	// is retried from the cache, and fails again.
 	r.a.retryAt = time.Now()
 	r.src.set("")
 	r.a.sync(r.ctx, "retry")
 	if !r.a.failed || !r.a.retryAt.After(time.Now()) {
-		t.Fatalf("after a failed fetch: failed %v, retry at %v; want a new retry scheduled", r.a.failed, r.a.retryAt)
+		t.Fatalf("after a failed retry: failed %v, retry at %v; want a new retry scheduled", r.a.failed, r.a.retryAt)
 	}
 	if st := r.a.Status(); st.State != StateFailing {
 		t.Fatalf("state %q", st.State)
 	}
-	// The repository is back and the retry time comes: it is applied.
-	r.src.set(hash('a'))
+	// The next retry, git still down, succeeds from the cache.
 	r.a.retryAt = time.Now()
+	r.a.sync(r.ctx, "retry")
+	if st := r.a.Status(); st.State != StateConverged || st.Revision != "main@sha1:"+hash('a') || !strings.Contains(st.Message, "fetch failed") {
+		t.Fatalf("status %+v, want a applied, the fetch failure shown", st)
+	}
+	// The repository is back: the message goes.
+	r.src.set(hash('a'))
 	r.a.sync(r.ctx, "poll")
 	if st := r.a.Status(); st.State != StateConverged || st.Message != "" {
 		t.Fatalf("status %+v, want converged without a message", st)
+	}
+}
+
+func TestTipMovedToARefusedRevisionEndsTheRetry(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	r.run.invalid[hash('c')] = true
+	r.src.set(hash('c'))
+	r.a.sync(r.ctx, "test")
+	r.run.fail[hash('b')] = 5
+	r.src.set(hash('b'))
+	r.a.sync(r.ctx, "test")
+	// Force-pushed back to the refused c.
+	r.src.set(hash('c'))
+	r.a.retryAt = time.Now()
+	r.a.sync(r.ctx, "retry")
+	if r.a.failed {
+		t.Fatal("the superseded revision is still waiting for a retry")
+	}
+	if st := r.a.Status(); st.State != StateRefused {
+		t.Fatalf("state %q, want refused", st.State)
+	}
+}
+
+func TestDriftFailureOutlivesPolls(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	r.run.drift = []string{"container.web"}
+	r.run.fail[hash('a')] = 1
+	r.a.checkDrift(r.ctx, "test")
+	if st := r.a.Status(); st.State != StateFailing || !strings.Contains(st.Message, "drift correction failed") {
+		t.Fatalf("status %+v, want the failed correction", st)
+	}
+	r.a.sync(r.ctx, "poll")
+	if st := r.a.Status(); st.State != StateFailing || st.Failing != 1 {
+		t.Fatalf("a poll hid the failed drift correction: %+v", st)
+	}
+}
+
+func TestRestartRetriesAnUnfinishedAttempt(t *testing.T) {
+	r := newRig(t, "correct")
+	r.src.set(hash('a'))
+	r.a.sync(r.ctx, "test")
+	r.run.fail[hash('b')] = 5
+	r.src.set(hash('b'))
+	r.a.sync(r.ctx, "test")
+	// A new agent: b must be retried at once, and the start's drift
+	// check must not go back to a.
+	b := New(r.a.cfg, Options{Source: r.src, Runner: r.run})
+	if err := b.load(); err != nil {
+		t.Fatal(err)
+	}
+	if !b.failed || b.retryAt.After(time.Now()) {
+		t.Fatalf("after a restart: failed %v, retry at %v", b.failed, b.retryAt)
+	}
+	r.run.drift = []string{"file.a"}
+	n := len(r.run.appliedList())
+	b.checkDrift(r.ctx, "start")
+	if len(r.run.appliedList()) != n {
+		t.Fatal("the start's drift check went back to the applied revision")
+	}
+	// A refused attempt is not retried after a restart.
+	r.run.invalid[hash('c')] = true
+	r.src.set(hash('c'))
+	r.a.sync(r.ctx, "test")
+	c := New(r.a.cfg, Options{Source: r.src, Runner: r.run})
+	if err := c.load(); err != nil {
+		t.Fatal(err)
+	}
+	if c.failed {
+		t.Fatal("a refused revision counts as an unfinished apply after a restart")
 	}
 }
 

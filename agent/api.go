@@ -313,6 +313,8 @@ func (s *apiServer) remotePlan(ctx context.Context, m gossip.Member, bundle []by
 	if err := json.Unmarshal(b, &hp); err != nil {
 		hp.Error = fmt.Sprintf("ask %s: bad answer: %v", m.APIAddr, err)
 	}
+	// The member is who gossip says it is, whatever its answer claims.
+	hp.Node, hp.Labels, hp.Unreachable = m.Name, m.Labels, false
 	return hp
 }
 

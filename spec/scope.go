@@ -60,9 +60,12 @@ type Inputs struct {
 	// Partial evaluates with unknown values for variables that have no
 	// value, as validate does.
 	Partial bool
-	// ConfineFiles keeps file functions inside the configuration's
-	// directory: for configurations sent by others to be planned.
-	ConfineFiles bool
+	// Untrusted is set for a configuration sent by someone who may plan
+	// but not read the host (a plan asked of an agent through its API):
+	// file functions read only inside the configuration's directory, and
+	// every variable value given from outside it is sensitive, so that
+	// the plan never shows it.
+	Untrusted bool
 }
 
 // EnvVars returns the variable values set in environ as BERTH_VAR_name=value.
@@ -150,7 +153,7 @@ func NewScope(cfg *Config, in Inputs) (*Scope, hcl.Diagnostics) {
 		bodyRefs:  map[addr.Resource][]Ref{},
 		unplaced:  map[addr.Resource]unplaced{},
 	}
-	if in.ConfineFiles {
+	if in.Untrusted {
 		s.funcs = ConfinedFunctions(cfg.Dir)
 	}
 	var diags hcl.Diagnostics
@@ -183,6 +186,9 @@ func NewScope(cfg *Config, in Inputs) (*Scope, hcl.Diagnostics) {
 	for _, name := range keys(cfg.Variables) {
 		decl := cfg.Variables[name]
 		v, ok := given[name]
+		if ok && in.Untrusted {
+			v = v.Mark(marks.Sensitive)
+		}
 		if !ok {
 			if decl.Default != cty.NilVal {
 				v = decl.Default

@@ -365,3 +365,31 @@ func TestConfinedFileFunctions(t *testing.T) {
 		t.Fatalf("unconfined file() = %v, %v", v, err)
 	}
 }
+
+func TestUntrustedInputsAreSensitive(t *testing.T) {
+	cfg, diags := Parse("cfg", []string{"main.hcl"}, map[string][]byte{"main.hcl": []byte(`
+variable "db_password" {
+  type = string
+}
+variable "greeting" {
+  type    = string
+  default = "hello"
+}
+`)})
+	if diags.HasErrors() {
+		t.Fatal(diags.Error())
+	}
+	for _, untrusted := range []bool{false, true} {
+		s, diags := NewScope(cfg, Inputs{Vars: []VarInput{{Name: "db_password", Raw: "hunter2", Source: "test"}}, Untrusted: untrusted})
+		if diags.HasErrors() {
+			t.Fatal(diags.Error())
+		}
+		vars := s.Variables()
+		if got := marks.IsSensitive(vars["db_password"]); got != untrusted {
+			t.Errorf("untrusted %v: the host's value is sensitive: %v", untrusted, got)
+		}
+		if marks.IsSensitive(vars["greeting"]) {
+			t.Errorf("untrusted %v: the configuration's own default is sensitive", untrusted)
+		}
+	}
+}

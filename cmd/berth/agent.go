@@ -106,7 +106,7 @@ func (r *engineRunner) Run(ctx context.Context, req agent.RunRequest) (*agent.Ou
 	defer s.close()
 	out := &agent.Outcome{}
 	cfg, in, diags := s.loadConfig(req.Dir)
-	in.ConfineFiles = req.Confine
+	in.Untrusted = req.Confine
 	if diags.HasErrors() {
 		out.Invalid = true
 		out.Diagnostics = r.diagText(s, req.Dir, diags)
