@@ -93,6 +93,26 @@ func ReadBundle(r io.Reader, dir string) error {
 	tr := tar.NewReader(zr)
 	var total int64
 	files := 0
+	// Every directory made counts against MaxBundleFiles, whether an
+	// entry names it or a file's path implies it.
+	made := map[string]bool{}
+	mkdirs := func(rel string) error {
+		var parts []string
+		for d := rel; d != "." && d != "/" && !made[d]; d = path.Dir(d) {
+			parts = append(parts, d)
+		}
+		for i := len(parts) - 1; i >= 0; i-- {
+			files++
+			if files > MaxBundleFiles {
+				return fmt.Errorf("bundle is too large (more than %d files and directories)", MaxBundleFiles)
+			}
+			if err := os.Mkdir(filepath.Join(dir, filepath.FromSlash(parts[i])), 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return err
+			}
+			made[parts[i]] = true
+		}
+		return nil
+	}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -110,11 +130,7 @@ func ReadBundle(r io.Reader, dir string) error {
 		// can make a path component a link.
 		switch h.Typeflag {
 		case tar.TypeDir:
-			files++
-			if files > MaxBundleFiles {
-				return fmt.Errorf("bundle is too large (more than %d files and directories)", MaxBundleFiles)
-			}
-			if err := os.MkdirAll(target, 0o755); err != nil {
+			if err := mkdirs(name); err != nil {
 				return err
 			}
 		case tar.TypeReg:
@@ -123,7 +139,7 @@ func ReadBundle(r io.Reader, dir string) error {
 			if files > MaxBundleFiles || total > maxBundleExpanded || h.Size < 0 {
 				return fmt.Errorf("bundle is too large (more than %d files or %d MiB)", MaxBundleFiles, maxBundleExpanded>>20)
 			}
-			if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+			if err := mkdirs(path.Dir(name)); err != nil {
 				return err
 			}
 			f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_TRUNC|noFollow, os.FileMode(h.Mode&0o755)|0o600)

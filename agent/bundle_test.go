@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,6 +108,19 @@ func TestReadBundleBoundsSize(t *testing.T) {
 	dst := t.TempDir()
 	b := hostile(t, &tar.Header{Typeflag: tar.TypeReg, Name: "big", Size: maxBundleExpanded + 1, Mode: 0o644})
 	err := ReadBundle(bytes.NewReader(b), dst)
+	if err == nil || !strings.Contains(err.Error(), "too large") {
+		t.Fatalf("err = %v, want too large", err)
+	}
+}
+
+func TestReadBundleCountsImpliedDirectories(t *testing.T) {
+	// Few files, but deep paths: the directories they imply count too.
+	var hdrs []*tar.Header
+	for i := 0; i < 50; i++ {
+		name := strings.Repeat(fmt.Sprintf("d%d/", i), 300) + "f"
+		hdrs = append(hdrs, &tar.Header{Typeflag: tar.TypeReg, Name: name, Size: 1, Mode: 0o644})
+	}
+	err := ReadBundle(bytes.NewReader(hostile(t, hdrs...)), t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("err = %v, want too large", err)
 	}

@@ -87,7 +87,9 @@ func (e *VerifyError) Error() string {
 // safe in logs, terminals and status.
 func printable(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || unicode.IsControl(r) {
+		// Control characters, and format characters such as the
+		// bidirectional overrides, which can disguise a message.
+		if r == utf8.RuneError || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return '?'
 		}
 		return r
