@@ -33,13 +33,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./providers/linux/firewall
 	$(GO) test -run '^$$' -fuzz '^FuzzResolvConf$$' -fuzztime $(FUZZTIME) ./providers/linux/netdev
 	$(GO) test -run '^$$' -fuzz '^FuzzHosts$$' -fuzztime $(FUZZTIME) ./providers/linux/netdev
-	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./agent/gossip
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime $(FUZZTIME) ./agent/gossip
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./agent/webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./agent/webhook
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAllowedSigners$$' -fuzztime $(FUZZTIME) ./agent/gitsync
-	$(GO) test -run '^$$' -fuzz '^FuzzParseRevision$$' -fuzztime $(FUZZTIME) ./agent/gitsync
-	$(GO) test -run '^$$' -fuzz '^FuzzVerifyCommit$$' -fuzztime $(FUZZTIME) ./agent/gitsync
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/gossip
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/gossip
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/webhook
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAllowedSigners$$' -fuzztime 40000x -fuzzminimizetime 2s ./agent/gitsync
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRevision$$' -fuzztime 40000x -fuzzminimizetime 2s ./agent/gitsync
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyCommit$$' -fuzztime 40000x -fuzzminimizetime 2s ./agent/gitsync
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./reconciler
