@@ -384,6 +384,21 @@ file "extra" {
 				t.Errorf("berth plan --fleet made file.extra on %s (%v)", n.name(), err)
 			}
 		}
+		// A configuration sent to be planned may not read the hosts'
+		// files: the fleet's webhook secret stays out of every answer.
+		peek := current + fmt.Sprintf(`
+file "peek" {
+  path    = "${local.dir}/peek"
+  content = file(%q)
+}
+`, f.webhookSecretFile)
+		agentWriteFile(t, filepath.Join(cfg, "main.hcl"), peek, 0o644)
+		r = db1.berth(nil, "plan", "--fleet", db1.agentAddr(), cfg)
+		if r.code != 1 {
+			t.Errorf("berth plan --fleet of a configuration reading a host file exited %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		requireContains(t, "berth plan --fleet of a configuration reading a host file", r.stdout, "outside the configuration directory")
+		requireNotContains(t, "berth plan --fleet of a configuration reading a host file", r.stdout+r.stderr, f.webhookSecret)
 	})
 
 	t.Run("tcp_api_needs_the_token", func(t *testing.T) {

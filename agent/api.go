@@ -123,7 +123,7 @@ func RequireToken(token string, h http.Handler) http.Handler {
 		got := []byte(r.Header.Get("Authorization"))
 		if token == "" || subtle.ConstantTimeCompare(got, want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="berth"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required"})
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "a valid bearer token is required: give the agent's API token with --token-file or BERTH_AGENT_TOKEN"})
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -190,7 +190,7 @@ func (s *apiServer) readBundle(w http.ResponseWriter, r *http.Request) (string, 
 	}
 	base := s.a.cfg.StateDir + "/agent/plans"
 	if err := os.MkdirAll(base, 0o700); err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": fmt.Sprintf("cannot create the plan directory: %v; check that the agent can write its state directory", err)})
 		return "", nil, false
 	}
 	dir, err := os.MkdirTemp(base, "plan-")
@@ -297,7 +297,7 @@ func (s *apiServer) remotePlan(ctx context.Context, m gossip.Member, bundle []by
 	req.Header.Set("Authorization", "Bearer "+s.a.cfg.API.Token)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		hp.Error = fmt.Sprintf("ask %s: %v", m.APIAddr, err)
+		hp.Error = fmt.Sprintf("ask %s: %v; is that host's agent running, with its api listen reachable from this agent?", m.APIAddr, err)
 		return hp
 	}
 	defer resp.Body.Close()

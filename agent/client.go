@@ -54,7 +54,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	}
 	path := strings.TrimPrefix(addr, "unix://")
 	if path == "" {
-		return nil, fmt.Errorf("no agent address")
+		return nil, fmt.Errorf("no agent address: give --agent unix:///path/agent.sock or https://host:port")
 	}
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
@@ -76,7 +76,7 @@ func (c *Client) do(ctx context.Context, method, path string, body io.Reader, ou
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the agent: %w", err)
+		return fmt.Errorf("cannot reach the agent: %w\n\nIs `berth agent` running? Give its address with --agent (unix:///path/agent.sock or https://host:port)", err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))

@@ -398,6 +398,13 @@ func (fc *fileConfig) resolve(path string, ov Overrides, getenv func(string) str
 	}
 
 	// Gossip.
+	var gossipRng, apiRng *hcl.Range
+	if fc.Gossip != nil {
+		gossipRng = fc.Gossip.Range.Ptr()
+	}
+	if fc.API != nil {
+		apiRng = fc.API.Range.Ptr()
+	}
 	c.Gossip = GossipConfig{Bind: "0.0.0.0:7946"}
 	if g := fc.Gossip; g != nil {
 		if g.Bind != nil {
@@ -415,7 +422,7 @@ func (fc *fileConfig) resolve(path string, ov Overrides, getenv func(string) str
 		if k := secret(g.Range.Ptr(), "the gossip key", g.KeyFile, g.KeyEnv); k != "" {
 			key, err := base64.StdEncoding.DecodeString(k)
 			if err != nil || (len(key) != 16 && len(key) != 24 && len(key) != 32) {
-				bad(nil, "Invalid gossip key", "The gossip key must be the base64 of 16, 24 or 32 random bytes; make one with: head -c 32 /dev/urandom | base64")
+				bad(g.Range.Ptr(), "Invalid gossip key", "The gossip key must be the base64 of 16, 24 or 32 random bytes; make one with: head -c 32 /dev/urandom | base64")
 			}
 			c.Gossip.Key = key
 		}
@@ -428,11 +435,11 @@ func (fc *fileConfig) resolve(path string, ov Overrides, getenv func(string) str
 			continue
 		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
-			bad(nil, "Invalid gossip address", fmt.Sprintf("%q is not host:port.", a))
+			bad(gossipRng, "Invalid gossip address", fmt.Sprintf("%q is not host:port.", a))
 		}
 	}
 	if len(c.Gossip.Key) == 0 && !c.Gossip.Insecure {
-		bad(nil, "No gossip key", "Gossip is encrypted: set gossip { key_file = \"...\" } (the base64 of 32 random bytes: head -c 32 /dev/urandom | base64), shared by every agent of the fleet. Only for tests, insecure_gossip = true runs without one.")
+		bad(gossipRng, "No gossip key", "Gossip is encrypted: set gossip { key_file = \"...\" } (the base64 of 32 random bytes: head -c 32 /dev/urandom | base64), shared by every agent of the fleet. Only for tests, insecure_gossip = true runs without one.")
 	}
 
 	// API.
@@ -457,14 +464,14 @@ func (fc *fileConfig) resolve(path string, ov Overrides, getenv func(string) str
 	}
 	if len(c.API.Listen) > 0 {
 		if c.API.CertFile == "" || c.API.KeyFile == "" {
-			bad(nil, "TCP API without TLS", "api listen needs tls_cert_file and tls_key_file: berth never serves its control API in clear over TCP.")
+			bad(apiRng, "TCP API without TLS", "api listen needs tls_cert_file and tls_key_file: berth never serves its control API in clear over TCP.")
 		}
 		if len(c.API.Token) < 16 {
-			bad(nil, "TCP API without a token", "api listen needs token_file (or token_env) with a bearer token of 16 characters or more: berth never serves an unauthenticated control endpoint over TCP.")
+			bad(apiRng, "TCP API without a token", "api listen needs token_file (or token_env) with a bearer token of 16 characters or more: berth never serves an unauthenticated control endpoint over TCP.")
 		}
 		for _, a := range c.API.Listen {
 			if _, _, err := net.SplitHostPort(a); err != nil {
-				bad(nil, "Invalid api listen address", fmt.Sprintf("%q is not host:port.", a))
+				bad(apiRng, "Invalid api listen address", fmt.Sprintf("%q is not host:port.", a))
 			}
 		}
 	}

@@ -90,12 +90,14 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"no repository", "gossip {\n  insecure_gossip = true\n}\n", "Missing repository block", 1},
 		{"bad duration", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n  poll_interval = \"soon\"\n}\n", "Invalid poll_interval", 4},
 		{"bad mode", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n}\ndrift {\n  mode = \"fix\"\n}\n", "Invalid drift mode", 1},
-		{"tcp without tls", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n}\napi {\n  listen = [\"0.0.0.0:7947\"]\n  token_file = \"token\"\n}\n", "TCP API without TLS", 1},
-		{"tcp without token", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n}\napi {\n  listen = [\"0.0.0.0:7947\"]\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n}\n", "TCP API without a token", 1},
+		{"tcp without tls", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n}\napi {\n  listen = [\"0.0.0.0:7947\"]\n  token_file = \"token\"\n}\n", "TCP API without TLS", 7},
+		{"tcp without token", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n}\napi {\n  listen = [\"0.0.0.0:7947\"]\n  tls_cert_file = \"c\"\n  tls_key_file = \"k\"\n}\n", "TCP API without a token", 7},
 		{"two refs", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n  branch = \"main\"\n  tag = \"v1\"\n}\n", "Conflicting repository refs", 4},
 		{"unknown attribute", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n  brnach = \"main\"\n}\n", "Unsupported argument", 6},
 		{"hook without secret", "gossip {\n  insecure_gossip = true\n}\nrepository {\n  url = \"file:///r\"\n}\nwebhook {\n  listen = \"0.0.0.0:1\"\n}\n", "Webhook without a secret", 1},
 		{"missing secret file", "gossip {\n  key_file = \"nope\"\n}\nrepository {\n  url = \"file:///r\"\n}\n", "Cannot read the gossip key", 1},
+		{"no key in gossip block", "gossip {\n  bind = \"127.0.0.1:7946\"\n}\nrepository {\n  url = \"file:///r\"\n}\n", "No gossip key", 1},
+		{"bad gossip address", "repository {\n  url = \"file:///r\"\n}\ngossip {\n  insecure_gossip = true\n  join = [\"nope\"]\n}\n", "Invalid gossip address", 4},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,5 +167,18 @@ func TestRequireToken(t *testing.T) {
 	RequireToken("", inner).ServeHTTP(rec, req)
 	if rec.Code != http.StatusUnauthorized {
 		t.Fatalf("empty token: %d", rec.Code)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://deploy:s3cret@git.example.com/fleet.git": "https://REDACTED@git.example.com/fleet.git",
+		"https://git.example.com/fleet.git":               "https://git.example.com/fleet.git",
+		"git@git.example.com:ops/fleet.git":               "git@git.example.com:ops/fleet.git",
+		"https://u:s3cret@bad host/%zz":                   "(unparseable URL)",
+	} {
+		if got := redactURL(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

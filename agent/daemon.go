@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,7 +225,14 @@ func listenUnix(path string) (net.Listener, error) {
 // (https://user:token@host/...), which may hold a secret.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if err != nil {
+		// An scp-like address (git@host:path) names no password.
+		if strings.Contains(s, "://") {
+			return "(unparseable URL)"
+		}
+		return s
+	}
+	if u.User == nil {
 		return s
 	}
 	u.User = url.User("REDACTED")

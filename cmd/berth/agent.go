@@ -260,7 +260,7 @@ func cmdStatus(ctx context.Context, env *cliEnv, args []string) int {
 	}
 	fv, err := c.Fleet(ctx)
 	if err != nil {
-		fmt.Fprintf(env.stderr, "Error: %s\n\nIs `berth agent` running? Give its address with --agent.\n", err)
+		fmt.Fprintf(env.stderr, "Error: %s\n", err)
 		return 1
 	}
 	if *asJSON {
