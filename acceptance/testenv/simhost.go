@@ -105,10 +105,10 @@ func NewLAN(t testing.TB) *LAN {
 // NewSimHost makes a simulated host on lan: a network namespace named
 // after name, the test's PID and a random suffix, whose interface eth0 is
 // linked to the LAN's bridge and has the LAN's next address. It returns
-// once the kernel has settled the new link (no address tentative any
-// more), so that a Snapshot taken right away is stable. The test's cleanup
-// deletes the namespace, and fails the test if a process is still in it
-// (it kills them).
+// once the kernel has settled the new link (see settle), so that a
+// Snapshot taken right away is stable. The test's cleanup deletes the
+// namespace, and fails the test if a process is still in it (it kills
+// them).
 func NewSimHost(t testing.TB, lan *LAN, name string) *SimHost {
 	t.Helper()
 	RequireNetTools(t)
@@ -131,18 +131,35 @@ func NewSimHost(t testing.TB, lan *LAN, name string) *SimHost {
 	ipIn(t, s.Name, "link", "set", "lo", "up")
 	ipIn(t, s.Name, "addr", "add", s.Addr.String(), "dev", s.Link)
 	ipIn(t, s.Name, "link", "set", s.Link, "up")
+	s.settle(t)
+	return s
+}
+
+// settle waits until the kernel is done with the host's new link: its
+// IPv6 link-local address, which the kernel adds only once the link has
+// a carrier, exists, is no longer tentative (duplicate address detection
+// is over) and has its route in the local table. A snapshot taken before
+// that would differ from every later one.
+func (s *SimHost) settle(t testing.TB) {
+	t.Helper()
+	_, err := os.Stat("/proc/sys/net/ipv6")
+	ipv6 := err == nil
 	deadline := time.Now().Add(simSettle)
 	for {
-		out := ipIn(t, s.Name, "addr", "show")
-		if !strings.Contains(out, "tentative") {
-			break
+		addrs := ipIn(t, s.Name, "addr", "show")
+		settled := !strings.Contains(addrs, "tentative")
+		if settled && ipv6 {
+			routes := ipIn(t, s.Name, "-6", "route", "show", "table", "local")
+			settled = strings.Contains(addrs, "inet6 fe80:") && strings.Contains(routes, "local fe80:")
+		}
+		if settled {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the addresses of %s are still tentative after %s:\n%s", s.Name, simSettle, out)
+			t.Fatalf("the link of %s has not settled after %s (IPv6 link-local address missing or tentative):\n%s", s.Name, simSettle, addrs)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return s
 }
 
 // IP returns the host's address on the LAN.
