@@ -99,6 +99,7 @@ type engineRunner struct {
 // Run implements agent.Runner.
 func (r *engineRunner) Run(ctx context.Context, req agent.RunRequest) (*agent.Outcome, error) {
 	o := r.opts
+	o.providerProcesses = true
 	s, err := openSession(ctx, r.env, &o, "berth agent", true)
 	if err != nil {
 		return nil, err

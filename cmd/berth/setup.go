@@ -78,21 +78,29 @@ func cmdProvider(_ context.Context, env *cliEnv, args []string) int {
 	if stateDir == "" {
 		stateDir = "/var/lib/berth"
 	}
-	switch args[0] {
-	case "local":
-		plugin.Serve(local.New(filepath.Join(stateDir, "providers", "local")))
-		return 0
-	case "linux":
+	p, err := builtinProvider(env, args[0], stateDir)
+	if err != nil {
+		fmt.Fprintf(env.stderr, "berth: %v\n", err)
+		return 1
+	}
+	plugin.Serve(p)
+	return 0
+}
+
+// builtinProvider returns the built-in provider name for a state
+// directory.
+func builtinProvider(env *cliEnv, name, stateDir string) (providers.Provider, error) {
+	switch name {
+	case local.Name:
+		return local.New(filepath.Join(stateDir, "providers", "local")), nil
+	case linux.Name:
 		p, err := linux.New(linuxOptions(env, stateDir))
 		if err != nil {
-			fmt.Fprintf(env.stderr, "berth: linux provider: %v\n", err)
-			return 1
+			return nil, fmt.Errorf("linux provider: %w", err)
 		}
-		plugin.Serve(p)
-		return 0
+		return p, nil
 	}
-	fmt.Fprintf(env.stderr, "berth: no built-in provider %q\n", args[0])
-	return 1
+	return nil, fmt.Errorf("no built-in provider %q", name)
 }
 
 // linuxOptions are the settings of the linux provider for a state
@@ -174,6 +182,9 @@ type options struct {
 	vars        []varArg
 	json        bool
 	targets     multiFlag
+	// providerProcesses runs each built-in provider in a process of its
+	// own rather than in berth's.
+	providerProcesses bool
 }
 
 func (o *options) register(fs *flag.FlagSet, withVars bool) {
@@ -334,7 +345,10 @@ func (s *session) startProviders(ctx context.Context) (map[string]providers.Prov
 	}
 	// Built-in providers start with their first call other than Schema:
 	// berth knows their schemas, and a run that manages none of their
-	// kinds does without their process.
+	// kinds does without them. A command serves them in its own process,
+	// which spares a program start and a handshake; the agent, which runs
+	// for months, gives each its own process, so that a provider that
+	// crashes or leaks is restarted without it.
 	for _, name := range builtinProviders() {
 		command := func() *exec.Cmd {
 			cmd := exec.Command(s.env.self, providerSubcommand, name)
@@ -343,6 +357,13 @@ func (s *session) startProviders(ctx context.Context) (map[string]providers.Prov
 			return cmd
 		}
 		lazy, err := plugin.NewLazy(name, builtinSchema(name, s.stateDir), func(ctx context.Context) (plugin.Closer, error) {
+			if !s.opts.providerProcesses {
+				p, err := builtinProvider(s.env, name, s.stateDir)
+				if err != nil {
+					return nil, err
+				}
+				return plugin.InProcess(name, p), nil
+			}
 			return start(ctx, name, command)
 		})
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/berthhq/berth/providers"
-	"github.com/berthhq/berth/providers/providertest"
 	"github.com/berthhq/berth/spec/marks"
 	"github.com/google/go-cmp/cmp"
 	"github.com/zclconf/go-cty/cty"
@@ -116,183 +115,193 @@ var cmpOpts = []cmp.Option{
 }
 
 func TestValuesRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	for name, v := range values() {
-		t.Run(name, func(t *testing.T) {
-			rec := &recorder{plan: providers.PlanResponse{Planned: v}}
-			p := providertest.GRPC(t, rec)
-			resp := p.Plan(ctx, providers.PlanRequest{Kind: "k", Prior: v, Config: v})
-			if resp.Diagnostics.HasErrors() {
-				t.Fatalf("Plan: %v", resp.Diagnostics.Err())
-			}
-			got, ok := rec.last().(providers.PlanRequest)
-			if !ok {
-				t.Fatalf("provider got %T", rec.last())
-			}
-			for field, pair := range map[string][2]cty.Value{
-				"request Prior":    {got.Prior, v},
-				"request Config":   {got.Config, v},
-				"response Planned": {resp.Planned, v},
-			} {
-				if !pair[0].RawEquals(pair[1]) {
-					t.Errorf("%s = %#v, want %#v", field, pair[0], pair[1])
+	eachTransport(t, func(t *testing.T, connect connector) {
+		ctx := context.Background()
+		for name, v := range values() {
+			t.Run(name, func(t *testing.T) {
+				rec := &recorder{plan: providers.PlanResponse{Planned: v}}
+				p := connect(t, rec)
+				resp := p.Plan(ctx, providers.PlanRequest{Kind: "k", Prior: v, Config: v})
+				if resp.Diagnostics.HasErrors() {
+					t.Fatalf("Plan: %v", resp.Diagnostics.Err())
 				}
-			}
-		})
-	}
+				got, ok := rec.last().(providers.PlanRequest)
+				if !ok {
+					t.Fatalf("provider got %T", rec.last())
+				}
+				for field, pair := range map[string][2]cty.Value{
+					"request Prior":    {got.Prior, v},
+					"request Config":   {got.Config, v},
+					"response Planned": {resp.Planned, v},
+				} {
+					if !pair[0].RawEquals(pair[1]) {
+						t.Errorf("%s = %#v, want %#v", field, pair[0], pair[1])
+					}
+				}
+			})
+		}
+	})
 }
 
 func TestMarksAreStripped(t *testing.T) {
-	ctx := context.Background()
-	secret := cty.ObjectVal(map[string]cty.Value{
-		"password": cty.StringVal("hunter2").Mark(marks.Sensitive),
-		"user":     cty.StringVal("bob"),
+	eachTransport(t, func(t *testing.T, connect connector) {
+		ctx := context.Background()
+		secret := cty.ObjectVal(map[string]cty.Value{
+			"password": cty.StringVal("hunter2").Mark(marks.Sensitive),
+			"user":     cty.StringVal("bob"),
+		})
+		rec := &recorder{}
+		p := connect(t, rec)
+		if d := p.Validate(ctx, providers.ValidateRequest{Kind: "k", Config: secret}).Diagnostics; d.HasErrors() {
+			t.Fatalf("Validate: %v", d.Err())
+		}
+		got := rec.last().(providers.ValidateRequest).Config
+		want, _ := secret.UnmarkDeep()
+		if got.ContainsMarked() || !got.RawEquals(want) {
+			t.Errorf("provider got %#v, want %#v without marks", got, want)
+		}
 	})
-	rec := &recorder{}
-	p := providertest.GRPC(t, rec)
-	if d := p.Validate(ctx, providers.ValidateRequest{Kind: "k", Config: secret}).Diagnostics; d.HasErrors() {
-		t.Fatalf("Validate: %v", d.Err())
-	}
-	got := rec.last().(providers.ValidateRequest).Config
-	want, _ := secret.UnmarkDeep()
-	if got.ContainsMarked() || !got.RawEquals(want) {
-		t.Errorf("provider got %#v, want %#v without marks", got, want)
-	}
 }
 
 func TestCallsRoundTrip(t *testing.T) {
-	ctx := context.Background()
-	v := values()["nested objects"]
-	state := cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal("x1"), "n": cty.NumberIntVal(3)})
-	owner := providers.Owner{Address: "container.web[2]", Token: "tok-123"}
-	priv := []byte{0, 1, 2, 255}
-	rec := &recorder{
-		schema: providers.SchemaResponse{
-			Name:        "rt",
-			Kinds:       map[string]*providers.Kind{"box": boxKind(), "bare": {Description: "no block"}},
-			Diagnostics: diags()[:1],
-		},
-		validate: providers.ValidateResponse{Diagnostics: diags()},
-		read:     providers.ReadResponse{ID: "x1", State: state, Private: priv, Diagnostics: diags()},
-		plan:     providers.PlanResponse{Planned: v, RequiresReplace: paths(), Diagnostics: diags()},
-		apply:    providers.ApplyResponse{ID: "x1", State: state, Private: priv, Diagnostics: diags()},
-		del:      providers.DeleteResponse{Diagnostics: diags()},
-		imp:      providers.ImportResponse{ID: "x1", State: state, Private: priv, Diagnostics: diags()},
-	}
-	p := providertest.GRPC(t, rec)
+	eachTransport(t, func(t *testing.T, connect connector) {
+		ctx := context.Background()
+		v := values()["nested objects"]
+		state := cty.ObjectVal(map[string]cty.Value{"id": cty.StringVal("x1"), "n": cty.NumberIntVal(3)})
+		owner := providers.Owner{Address: "container.web[2]", Token: "tok-123"}
+		priv := []byte{0, 1, 2, 255}
+		rec := &recorder{
+			schema: providers.SchemaResponse{
+				Name:        "rt",
+				Kinds:       map[string]*providers.Kind{"box": boxKind(), "bare": {Description: "no block"}},
+				Diagnostics: diags()[:1],
+			},
+			validate: providers.ValidateResponse{Diagnostics: diags()},
+			read:     providers.ReadResponse{ID: "x1", State: state, Private: priv, Diagnostics: diags()},
+			plan:     providers.PlanResponse{Planned: v, RequiresReplace: paths(), Diagnostics: diags()},
+			apply:    providers.ApplyResponse{ID: "x1", State: state, Private: priv, Diagnostics: diags()},
+			del:      providers.DeleteResponse{Diagnostics: diags()},
+			imp:      providers.ImportResponse{ID: "x1", State: state, Private: priv, Diagnostics: diags()},
+		}
+		p := connect(t, rec)
 
-	tests := []struct {
-		name     string
-		call     func() any
-		wantReq  any
-		wantResp any
-	}{
-		{"Schema", func() any { return p.Schema(ctx) }, nil, rec.schema},
-		{"Validate", func() any { return p.Validate(ctx, providers.ValidateRequest{Kind: "box", Config: v}) },
-			providers.ValidateRequest{Kind: "box", Config: v}, rec.validate},
-		{"Read", func() any {
-			return p.Read(ctx, providers.ReadRequest{Kind: "box", ID: "x1", Owner: owner, Private: priv})
-		}, providers.ReadRequest{Kind: "box", ID: "x1", Owner: owner, Private: priv}, rec.read},
-		{"Read without ID", func() any { return p.Read(ctx, providers.ReadRequest{Kind: "box", Owner: owner}) },
-			providers.ReadRequest{Kind: "box", Owner: owner}, rec.read},
-		{"Plan", func() any {
-			return p.Plan(ctx, providers.PlanRequest{Kind: "box", Prior: state, Config: v, Private: priv})
-		}, providers.PlanRequest{Kind: "box", Prior: state, Config: v, Private: priv}, rec.plan},
-		{"Plan without prior", func() any { return p.Plan(ctx, providers.PlanRequest{Kind: "box", Config: v}) },
-			providers.PlanRequest{Kind: "box", Config: v}, rec.plan},
-		{"Apply", func() any {
-			return p.Apply(ctx, providers.ApplyRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Planned: v, Config: v, Private: priv})
-		}, providers.ApplyRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Planned: v, Config: v, Private: priv}, rec.apply},
-		{"Delete", func() any {
-			return p.Delete(ctx, providers.DeleteRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Private: priv})
-		}, providers.DeleteRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Private: priv}, rec.del},
-		{"Import", func() any { return p.Import(ctx, providers.ImportRequest{Kind: "box", ID: "x1", Owner: owner}) },
-			providers.ImportRequest{Kind: "box", ID: "x1", Owner: owner}, rec.imp},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			before := len(rec.got)
-			resp := tt.call()
-			if diff := cmp.Diff(tt.wantResp, resp, cmpOpts...); diff != "" {
-				t.Errorf("response differs (-want +got):\n%s", diff)
-			}
-			if tt.wantReq == nil {
-				return
-			}
-			if len(rec.got) != before+1 {
-				t.Fatalf("provider got %d requests, want 1", len(rec.got)-before)
-			}
-			if diff := cmp.Diff(tt.wantReq, rec.last(), cmpOpts...); diff != "" {
-				t.Errorf("request differs (-want +got):\n%s", diff)
-			}
-		})
-	}
+		tests := []struct {
+			name     string
+			call     func() any
+			wantReq  any
+			wantResp any
+		}{
+			{"Schema", func() any { return p.Schema(ctx) }, nil, rec.schema},
+			{"Validate", func() any { return p.Validate(ctx, providers.ValidateRequest{Kind: "box", Config: v}) },
+				providers.ValidateRequest{Kind: "box", Config: v}, rec.validate},
+			{"Read", func() any {
+				return p.Read(ctx, providers.ReadRequest{Kind: "box", ID: "x1", Owner: owner, Private: priv})
+			}, providers.ReadRequest{Kind: "box", ID: "x1", Owner: owner, Private: priv}, rec.read},
+			{"Read without ID", func() any { return p.Read(ctx, providers.ReadRequest{Kind: "box", Owner: owner}) },
+				providers.ReadRequest{Kind: "box", Owner: owner}, rec.read},
+			{"Plan", func() any {
+				return p.Plan(ctx, providers.PlanRequest{Kind: "box", Prior: state, Config: v, Private: priv})
+			}, providers.PlanRequest{Kind: "box", Prior: state, Config: v, Private: priv}, rec.plan},
+			{"Plan without prior", func() any { return p.Plan(ctx, providers.PlanRequest{Kind: "box", Config: v}) },
+				providers.PlanRequest{Kind: "box", Config: v}, rec.plan},
+			{"Apply", func() any {
+				return p.Apply(ctx, providers.ApplyRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Planned: v, Config: v, Private: priv})
+			}, providers.ApplyRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Planned: v, Config: v, Private: priv}, rec.apply},
+			{"Delete", func() any {
+				return p.Delete(ctx, providers.DeleteRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Private: priv})
+			}, providers.DeleteRequest{Kind: "box", ID: "x1", Owner: owner, Prior: state, Private: priv}, rec.del},
+			{"Import", func() any { return p.Import(ctx, providers.ImportRequest{Kind: "box", ID: "x1", Owner: owner}) },
+				providers.ImportRequest{Kind: "box", ID: "x1", Owner: owner}, rec.imp},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				before := len(rec.got)
+				resp := tt.call()
+				if diff := cmp.Diff(tt.wantResp, resp, cmpOpts...); diff != "" {
+					t.Errorf("response differs (-want +got):\n%s", diff)
+				}
+				if tt.wantReq == nil {
+					return
+				}
+				if len(rec.got) != before+1 {
+					t.Fatalf("provider got %d requests, want 1", len(rec.got)-before)
+				}
+				if diff := cmp.Diff(tt.wantReq, rec.last(), cmpOpts...); diff != "" {
+					t.Errorf("request differs (-want +got):\n%s", diff)
+				}
+			})
+		}
+	})
 }
 
 func TestPanicBecomesDiagnostic(t *testing.T) {
-	ctx := context.Background()
-	for _, tt := range []struct {
-		name     string
-		p        panicker
-		provider string
-	}{
-		{"named", panicker{}, `provider "panicky"`},
-		{"schema panics too", panicker{inSchema: true}, `provider "(unnamed)"`},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			p := providertest.GRPC(t, tt.p)
-			calls := map[string]providers.Diagnostics{
-				"Validate": p.Validate(ctx, providers.ValidateRequest{Kind: "k", Config: cty.EmptyObjectVal}).Diagnostics,
-				"Read":     p.Read(ctx, providers.ReadRequest{Kind: "k", ID: "1"}).Diagnostics,
-				"Plan":     p.Plan(ctx, providers.PlanRequest{Kind: "k", Config: cty.EmptyObjectVal}).Diagnostics,
-				"Apply":    p.Apply(ctx, providers.ApplyRequest{Kind: "k"}).Diagnostics,
-				"Delete":   p.Delete(ctx, providers.DeleteRequest{Kind: "k", ID: "1"}).Diagnostics,
-				"Import":   p.Import(ctx, providers.ImportRequest{Kind: "k", ID: "1"}).Diagnostics,
-			}
-			if tt.p.inSchema {
-				calls["Schema"] = p.Schema(ctx).Diagnostics
-			}
-			for op, ds := range calls {
-				if !ds.HasErrors() {
-					t.Errorf("%s: no error diagnostic", op)
-					continue
+	eachTransport(t, func(t *testing.T, connect connector) {
+		ctx := context.Background()
+		for _, tt := range []struct {
+			name     string
+			p        panicker
+			provider string
+		}{
+			{"named", panicker{}, `provider "panicky"`},
+			{"schema panics too", panicker{inSchema: true}, `provider "(unnamed)"`},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				p := connect(t, tt.p)
+				calls := map[string]providers.Diagnostics{
+					"Validate": p.Validate(ctx, providers.ValidateRequest{Kind: "k", Config: cty.EmptyObjectVal}).Diagnostics,
+					"Read":     p.Read(ctx, providers.ReadRequest{Kind: "k", ID: "1"}).Diagnostics,
+					"Plan":     p.Plan(ctx, providers.PlanRequest{Kind: "k", Config: cty.EmptyObjectVal}).Diagnostics,
+					"Apply":    p.Apply(ctx, providers.ApplyRequest{Kind: "k"}).Diagnostics,
+					"Delete":   p.Delete(ctx, providers.DeleteRequest{Kind: "k", ID: "1"}).Diagnostics,
+					"Import":   p.Import(ctx, providers.ImportRequest{Kind: "k", ID: "1"}).Diagnostics,
 				}
-				want := tt.provider + " panicked during " + op + ": "
-				if !strings.HasPrefix(ds[0].Summary, want) {
-					t.Errorf("%s: summary %q, want it to start with %q", op, ds[0].Summary, want)
+				if tt.p.inSchema {
+					calls["Schema"] = p.Schema(ctx).Diagnostics
 				}
-				if !strings.Contains(ds[0].Detail, "goroutine") {
-					t.Errorf("%s: detail has no stack trace: %q", op, ds[0].Detail)
+				for op, ds := range calls {
+					if !ds.HasErrors() {
+						t.Errorf("%s: no error diagnostic", op)
+						continue
+					}
+					want := tt.provider + " panicked during " + op + ": "
+					if !strings.HasPrefix(ds[0].Summary, want) {
+						t.Errorf("%s: summary %q, want it to start with %q", op, ds[0].Summary, want)
+					}
+					if !strings.Contains(ds[0].Detail, "goroutine") {
+						t.Errorf("%s: detail has no stack trace: %q", op, ds[0].Detail)
+					}
 				}
-			}
-			// The provider keeps serving after a panic.
-			if tt.p.inSchema {
-				return
-			}
-			if name := p.Schema(ctx).Name; name != "panicky" {
-				t.Errorf("Schema after panics: name %q, want panicky", name)
-			}
-		})
-	}
+				// The provider keeps serving after a panic.
+				if tt.p.inSchema {
+					return
+				}
+				if name := p.Schema(ctx).Name; name != "panicky" {
+					t.Errorf("Schema after panics: name %q, want panicky", name)
+				}
+			})
+		}
+	})
 }
 
 // TestValueThatCannotCross checks that a value the wire cannot carry turns
 // into an error diagnostic on either side.
 func TestValueThatCannotCross(t *testing.T) {
-	ctx := context.Background()
-	capsule := cty.CapsuleVal(cty.Capsule("thing", reflect.TypeOf(struct{}{})), &struct{}{})
-	t.Run("request", func(t *testing.T) {
-		p := providertest.GRPC(t, &recorder{})
-		ds := p.Plan(ctx, providers.PlanRequest{Kind: "k", Config: capsule}).Diagnostics
-		if !ds.HasErrors() || !strings.Contains(ds[0].Summary, "berth cannot send the Config of the Plan request") {
-			t.Errorf("diagnostics %v, want an error about the Config", ds)
-		}
-	})
-	t.Run("response", func(t *testing.T) {
-		p := providertest.GRPC(t, &recorder{schema: providers.SchemaResponse{Name: "rec"}, apply: providers.ApplyResponse{ID: "1", State: capsule}})
-		ds := p.Apply(ctx, providers.ApplyRequest{Kind: "k"}).Diagnostics
-		if !ds.HasErrors() || !strings.Contains(ds[0].Summary, `provider "rec" answered Apply with a State that cannot be sent`) {
-			t.Errorf("diagnostics %v, want an error about the State", ds)
-		}
+	eachTransport(t, func(t *testing.T, connect connector) {
+		ctx := context.Background()
+		capsule := cty.CapsuleVal(cty.Capsule("thing", reflect.TypeOf(struct{}{})), &struct{}{})
+		t.Run("request", func(t *testing.T) {
+			p := connect(t, &recorder{})
+			ds := p.Plan(ctx, providers.PlanRequest{Kind: "k", Config: capsule}).Diagnostics
+			if !ds.HasErrors() || !strings.Contains(ds[0].Summary, "berth cannot send the Config of the Plan request") {
+				t.Errorf("diagnostics %v, want an error about the Config", ds)
+			}
+		})
+		t.Run("response", func(t *testing.T) {
+			p := connect(t, &recorder{schema: providers.SchemaResponse{Name: "rec"}, apply: providers.ApplyResponse{ID: "1", State: capsule}})
+			ds := p.Apply(ctx, providers.ApplyRequest{Kind: "k"}).Diagnostics
+			if !ds.HasErrors() || !strings.Contains(ds[0].Summary, `provider "rec" answered Apply with a State that cannot be sent`) {
+				t.Errorf("diagnostics %v, want an error about the State", ds)
+			}
+		})
 	})
 }
