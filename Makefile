@@ -33,6 +33,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./providers/linux/firewall
 	$(GO) test -run '^$$' -fuzz '^FuzzResolvConf$$' -fuzztime $(FUZZTIME) ./providers/linux/netdev
 	$(GO) test -run '^$$' -fuzz '^FuzzHosts$$' -fuzztime $(FUZZTIME) ./providers/linux/netdev
+	$(GO) test -run '^$$' -fuzz '^FuzzTypeCacheDecode$$' -fuzztime 20000x -fuzzminimizetime 2s ./providers/plugin
+	$(GO) test -run '^$$' -fuzz '^FuzzValid$$' -fuzztime $(FUZZTIME) ./providers/linux/ident
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/gossip
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeMeta$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/gossip
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime 60000x -fuzzminimizetime 2s ./agent/webhook

@@ -18,12 +18,21 @@ type codec struct {
 	op   string
 	// server tells which side of the wire the codec is on.
 	server bool
-	diags  providers.Diagnostics
+	// types are the types known to this side of the connection; nil
+	// when none are kept.
+	types *typeCache
+	diags providers.Diagnostics
 }
 
 // decode decodes the field of an incoming message.
 func (c *codec) decode(field string, dv *providerpb.DynamicValue) cty.Value {
-	v, err := decodeValue(dv)
+	var v cty.Value
+	var err error
+	if c.types != nil {
+		v, err = c.types.decodeValue(dv)
+	} else {
+		v, err = decodeValue(dv)
+	}
 	if err != nil {
 		c.fail(field, "read", err)
 		return cty.NilVal
@@ -33,7 +42,13 @@ func (c *codec) decode(field string, dv *providerpb.DynamicValue) cty.Value {
 
 // encode encodes the field of an outgoing message.
 func (c *codec) encode(field string, v cty.Value) *providerpb.DynamicValue {
-	dv, err := encodeValue(v)
+	var dv *providerpb.DynamicValue
+	var err error
+	if c.types != nil {
+		dv, err = c.types.encodeValue(v)
+	} else {
+		dv, err = encodeValue(v)
+	}
 	if err != nil {
 		c.fail(field, "send", err)
 		return nil

@@ -64,13 +64,13 @@ func (p *GRPCPlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
 	if p.Provider == nil {
 		return errors.New("no provider to serve")
 	}
-	providerpb.RegisterProviderServer(s, newServer(p.Provider))
+	providerpb.RegisterProviderServer(s, newServer(p.Provider, new(typeCache)))
 	return nil
 }
 
 // GRPCClient returns a providers.Provider that forwards every call over conn.
 func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return &remote{name: p.Name, rpc: providerpb.NewProviderClient(conn)}, nil
+	return &remote{name: p.Name, rpc: providerpb.NewProviderClient(conn), types: new(typeCache)}, nil
 }
 
 // grpcServerOptions are the options of the gRPC server of a provider.

@@ -25,7 +25,8 @@ type guard interface {
 type remote struct {
 	name  string
 	rpc   providerpb.ProviderClient
-	guard guard // nil when no process backs the connection
+	guard guard      // nil when no process backs the connection
+	types *typeCache // the types this side has met
 }
 
 var _ providers.Provider = (*remote)(nil)
@@ -33,7 +34,7 @@ var _ providers.Provider = (*remote)(nil)
 func (r *remote) providerName() string { return r.name }
 
 func (r *remote) codec(op string) *codec {
-	return &codec{name: r.providerName, op: op}
+	return &codec{name: r.providerName, op: op, types: r.types}
 }
 
 // invoke makes one call through f and returns diagnostics when it failed

@@ -55,12 +55,13 @@ type server struct {
 	providerpb.UnimplementedProviderServer
 	p providers.Provider
 
-	mu   sync.Mutex
-	name string // the provider's name, once known
+	mu    sync.Mutex
+	name  string // the provider's name, once known
+	types *typeCache
 }
 
-func newServer(p providers.Provider) *server {
-	return &server{p: p}
+func newServer(p providers.Provider, types *typeCache) *server {
+	return &server{p: p, types: types}
 }
 
 // providerName returns the provider's name for messages. It asks the
@@ -108,7 +109,7 @@ func (s *server) panicked(op string, r any) []*providerpb.Diagnostic {
 }
 
 func (s *server) codec(op string) *codec {
-	return &codec{name: s.providerName, op: op, server: true}
+	return &codec{name: s.providerName, op: op, server: true, types: s.types}
 }
 
 // GetSchema implements the GetSchema call.
