@@ -97,7 +97,7 @@ func validateContainer(o obj) providers.Diagnostics {
 		case "volume":
 			if src == "" && !m.unknown("source") {
 				bad(path.GetAttr("source"), "a volume mount needs a source: a volume resource (volume.data) or a volume name")
-			} else if src != "" && !nameRE.MatchString(src) {
+			} else if src != "" && !validVolumeName(src) {
 				bad(path.GetAttr("source"), "invalid volume name %q", src)
 			}
 		case "bind":

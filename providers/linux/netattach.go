@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/berthhq/berth/providers"
 	"github.com/berthhq/berth/providers/linux/firewall"
+	"github.com/berthhq/berth/providers/linux/ident"
 	"github.com/berthhq/berth/providers/linux/ipam"
 	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"github.com/berthhq/berth/providers/linux/netdev"
@@ -1016,13 +1016,13 @@ func validateContainerNet(o obj) providers.Diagnostics {
 			}
 		}
 		for _, al := range b.strings("aliases") {
-			if !hostNameRE.MatchString(al) {
+			if !validHostName(al) {
 				bad(path.GetAttr("aliases"), "invalid alias %q: use letters, digits, '.', '-' and '_'", al)
 			}
 		}
 	}
 	for name, a := range o.stringMap("extra_hosts") {
-		if !hostNameRE.MatchString(name) {
+		if !validHostName(name) {
 			bad(cty.GetAttrPath("extra_hosts"), "invalid host name %q in extra_hosts", name)
 		}
 		if _, err := netip.ParseAddr(a); err != nil {
@@ -1037,7 +1037,10 @@ func validateContainerNet(o obj) providers.Diagnostics {
 	return diags
 }
 
-var hostNameRE = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,252}$`)
+// validHostName reports whether s is a host name or alias a container
+// can have: up to 253 letters, digits, '_', '.' and '-', not starting with
+// '.' or '-'.
+func validHostName(s string) bool { return ident.Valid(s, 253, "_", "_.-") }
 
 // Rotate puts container id in or out of the rotation of the host ports it
 // publishes, as `berth stop` and `berth start` do: a stopped replica gets

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 
+	"github.com/berthhq/berth/providers/linux/ident"
 	"github.com/berthhq/berth/providers/linux/jsonfile"
 	"github.com/zclconf/go-cty/cty"
 	ctyjson "github.com/zclconf/go-cty/cty/json"
@@ -30,10 +30,12 @@ type stored struct {
 	Value   json.RawMessage `json:"value,omitempty"`
 }
 
-var tokenRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+// validToken reports whether s can be an object's token: 1 to 128
+// letters, digits, '_', '.' and '-'.
+func validToken(s string) bool { return ident.Valid(s, 128, "_.-", "_.-") }
 
 func (o objects) path(token string) (string, error) {
-	if !tokenRE.MatchString(token) {
+	if !validToken(token) {
 		return "", fmt.Errorf("invalid owner token %q", token)
 	}
 	return filepath.Join(o.dir, token+".json"), nil

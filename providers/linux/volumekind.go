@@ -3,20 +3,22 @@ package linux
 import (
 	"context"
 	"errors"
-	"regexp"
 	"strconv"
 	"strings"
 
 	"github.com/berthhq/berth/providers"
+	"github.com/berthhq/berth/providers/linux/ident"
 	"github.com/berthhq/berth/providers/linux/volume"
 	"github.com/berthhq/berth/spec/addr"
 	"github.com/zclconf/go-cty/cty"
 )
 
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+// validVolumeName reports whether s can name a volume: up to 128
+// letters, digits, '_', '.' and '-', starting with a letter or digit.
+func validVolumeName(s string) bool { return ident.Valid(s, 128, "", "_.-") }
 
 func validateName(o obj, what string) providers.Diagnostics {
-	if n := o.str("name"); n != "" && !nameRE.MatchString(n) {
+	if n := o.str("name"); n != "" && !validVolumeName(n) {
 		return providers.AttributeErrorf(cty.GetAttrPath("name"),
 			"invalid %s name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", what, n)
 	}

@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"sync"
 
+	"github.com/berthhq/berth/providers/linux/ident"
 	"github.com/google/nftables"
 )
 
 // DefaultTable is the name of berth's table when Open is given none.
 const DefaultTable = "berth"
 
-var tableName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_-]{0,63}$`)
+// validTableName reports whether s can name berth's nftables table: up
+// to 64 letters, digits, '_' and '-', starting with a letter.
+func validTableName(s string) bool { return ident.Valid(s, 64, "", "_-") && !ident.IsDigit(s[0]) }
 
 // Firewall is berth's table in one network namespace. Its methods are safe
 // for concurrent use; they are serialised.
@@ -37,7 +39,7 @@ func Open(ctx context.Context, table string) (*Firewall, error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if !tableName.MatchString(table) {
+	if !validTableName(table) {
 		return nil, fmt.Errorf("open firewall: invalid table name %q (a letter, then letters, digits, '_' or '-', at most 64)", table)
 	}
 	ns, err := os.Open("/proc/thread-self/ns/net")

@@ -5,10 +5,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/berthhq/berth/providers/linux/ident"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 )
@@ -32,10 +32,12 @@ type NetworkState struct {
 	Drift []string
 }
 
-var networkName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+// validNetworkName reports whether s can name a network: up to 64
+// letters, digits, '_', '.' and '-', starting with a letter or digit.
+func validNetworkName(s string) bool { return ident.Valid(s, 64, "", "_.-") }
 
 func validNetwork(n Network) (Network, error) {
-	if !networkName.MatchString(n.Name) {
+	if !validNetworkName(n.Name) {
 		return n, fmt.Errorf("invalid network name %q (letters, digits, '_', '.', '-', at most 64)", n.Name)
 	}
 	if err := validIfname(n.Bridge); err != nil {
@@ -552,7 +554,7 @@ func (f *Firewall) RemoveNetwork(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !networkName.MatchString(name) {
+	if !validNetworkName(name) {
 		return fmt.Errorf("remove network: invalid network name %q", name)
 	}
 	f.mu.Lock()
