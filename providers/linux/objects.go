@@ -50,7 +50,9 @@ func (o objects) put(token string, s stored) error {
 	if err := os.MkdirAll(o.dir, 0o700); err != nil {
 		return fmt.Errorf("remember object: %w", err)
 	}
-	return jsonfile.Write(p, s)
+	// An object is often remembered twice with the same value, before and
+	// after its side effects.
+	return jsonfile.WriteChanged(p, s)
 }
 
 // get returns the object of token, or nil.

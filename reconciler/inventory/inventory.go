@@ -548,7 +548,13 @@ func (s *Store) PutOutputs(outs []Output) error {
 	if err != nil {
 		return fmt.Errorf("inventory: encode outputs: %w", err)
 	}
-	if err := s.writeFile(outputsFile, append(b, '\n')); err != nil {
+	b = append(b, '\n')
+	// Most applies leave the outputs as they were: the file is then left
+	// alone, which spares a synchronous write on every apply.
+	if old, err := os.ReadFile(filepath.Join(s.dir, outputsFile)); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	if err := s.writeFile(outputsFile, b); err != nil {
 		return fmt.Errorf("inventory: write outputs: %w", err)
 	}
 	return nil

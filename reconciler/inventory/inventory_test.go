@@ -1109,3 +1109,39 @@ func BenchmarkEntries(b *testing.B) {
 		})
 	}
 }
+
+// TestPutOutputsUnchangedLeavesTheFile checks that recording the same
+// outputs again does not rewrite the file, and that new outputs do.
+func TestPutOutputsUnchangedLeavesTheFile(t *testing.T) {
+	s := openTemp(t)
+	outs := []Output{{Name: "port", Value: json.RawMessage(`80`)}}
+	if err := s.PutOutputs(outs); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir(), "outputs.json")
+	inode := func() uint64 {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	first := inode()
+	if err := s.PutOutputs(outs); err != nil {
+		t.Fatal(err)
+	}
+	if inode() != first {
+		t.Errorf("the same outputs rewrote %s", path)
+	}
+	if err := s.PutOutputs([]Output{{Name: "port", Value: json.RawMessage(`81`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if inode() == first {
+		t.Errorf("new outputs left %s as it was", path)
+	}
+	got, err := s.Outputs()
+	if err != nil || len(got) != 1 || string(got[0].Value) != "81" {
+		t.Errorf("outputs after the change: %v, %v; want port = 81", got, err)
+	}
+}

@@ -4,6 +4,7 @@
 package jsonfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -27,15 +28,43 @@ func Read(path string, v any) error {
 // atomically and durably. Concurrent writers each use their own temporary
 // file; the last rename wins.
 func Write(path string, v any) error {
+	b, err := encode(path, v)
+	if err != nil {
+		return err
+	}
+	return write(path, b)
+}
+
+// WriteChanged is Write, except that a file that already holds what Write
+// would write is left alone: no synchronous write for a record that did
+// not change.
+func WriteChanged(path string, v any) error {
+	b, err := encode(path, v)
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		return nil
+	}
+	return write(path, b)
+}
+
+// encode returns v as Write writes it.
+func encode(path string, v any) ([]byte, error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return nil, fmt.Errorf("write %s: %w", path, err)
 	}
+	return append(b, '\n'), nil
+}
+
+// write replaces the file at path with b, atomically and durably.
+func write(path string, b []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = tmp.Write(append(b, '\n'))
+	_, err = tmp.Write(b)
 	if err == nil {
 		err = tmp.Sync()
 	}

@@ -1,11 +1,13 @@
 package jsonfile
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -41,5 +43,50 @@ func TestWriteRead(t *testing.T) {
 	os.WriteFile(path, []byte("{"), 0o600)
 	if err := Read(path, &got); err == nil {
 		t.Error("a broken file read without error")
+	}
+}
+
+// TestWriteChanged checks that WriteChanged leaves a file that holds the
+// same value alone, replaces it otherwise, and writes what Write writes.
+func TestWriteChanged(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rec.json")
+	type rec struct{ A, B string }
+	inode := func() uint64 {
+		t.Helper()
+		var st syscall.Stat_t
+		if err := syscall.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	if err := WriteChanged(path, rec{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	first := inode()
+	if err := WriteChanged(path, rec{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if inode() != first {
+		t.Error("the same value was written again")
+	}
+	if err := WriteChanged(path, rec{"a", "c"}); err != nil {
+		t.Fatal(err)
+	}
+	if inode() == first {
+		t.Error("a new value left the file as it was")
+	}
+	var got rec
+	if err := Read(path, &got); err != nil || got != (rec{"a", "c"}) {
+		t.Errorf("read back %+v, %v; want {a c}", got, err)
+	}
+	viaWrite := filepath.Join(dir, "write.json")
+	if err := Write(viaWrite, rec{"a", "c"}); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(path)
+	b, _ := os.ReadFile(viaWrite)
+	if !bytes.Equal(a, b) {
+		t.Errorf("WriteChanged wrote %q, Write %q", a, b)
 	}
 }
