@@ -3,6 +3,8 @@ package plugin
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/berthhq/berth/providers"
 	providerpb "github.com/berthhq/berth/providers/plugin/proto"
@@ -13,24 +15,60 @@ import (
 
 // InProcess returns the provider p served in this process, under the
 // given name, through the same two halves of the protocol as a provider
-// that runs in a process of its own: every request and answer is encoded
-// as it would be on the wire, so marks never reach p, unknown values
-// survive, and a panic of p during a call becomes an error diagnostic.
-// Only the transport is left out: no process to start, no handshake and
-// no gRPC connection, which saves a program start on every berth command
-// that uses a built-in provider.
+// that runs in a process of its own: every value of a request and an
+// answer is encoded as it would be on the wire, so marks never reach p
+// and unknown values survive, and a panic of p during a call becomes an
+// error diagnostic. Only the transport is left out: no process to start,
+// no handshake and no gRPC connection, which saves a program start on
+// every berth command that uses a built-in provider. The messages
+// themselves are handed over, not copied: neither side may change one
+// after the call.
 //
 // A call that p does not end by the caller's deadline returns an error at
-// the deadline, as for a provider process; the goroutine running it is
-// left behind, so the caller should end soon after. What is not isolated:
-// a panic in a goroutine that p starts itself ends this process, and p
-// shares the process's memory and limits. Close releases nothing and
-// exists to satisfy Closer.
+// the deadline. Unlike a provider process, which is then killed, p may go
+// on with that call, so every later call is refused with an error that
+// says so: the caller should end and run again. What is not isolated
+// either: a panic in a goroutine that p starts itself ends this process,
+// and p shares the process's memory and limits. Close releases nothing
+// and exists to satisfy Closer.
 func InProcess(name string, p providers.Provider) Closer {
 	// Both halves share what they learn of types: a type that one half
 	// describes is one that the other half need not parse.
 	types := new(typeCache)
-	return &inProcess{remote: remote{name: name, rpc: direct{s: newServer(p, types)}, types: types}}
+	return &inProcess{remote: remote{name: name, rpc: direct{s: newServer(p, types)}, types: types, guard: &stall{name: name}}}
+}
+
+// stall is the guard of an in-process provider: after a call that did not
+// end in time, which the provider may still be running, it refuses every
+// other call.
+type stall struct {
+	name string
+	mu   sync.Mutex
+	op   string // the call that did not end in time, once one did not
+}
+
+// before implements guard.
+func (s *stall) before(_ context.Context, _ string) providers.Diagnostics {
+	s.mu.Lock()
+	op := s.op
+	s.mu.Unlock()
+	if op == "" {
+		return nil
+	}
+	return providers.Errorf("provider %q did not answer %s in time and may still be running it, so berth makes no further calls to it; run berth again", s.name, op)
+}
+
+// after implements guard.
+func (s *stall) after(ctx context.Context, op string, started time.Time, err error) providers.Diagnostics {
+	if timedOut(ctx) {
+		s.mu.Lock()
+		if s.op == "" {
+			s.op = op
+		}
+		s.mu.Unlock()
+		return providers.Errorf("provider %q did not answer %s in time (%v after %s); it may still be running it, so berth makes no further calls to it; run berth again", s.name, op, ctxErr(ctx), since(started))
+	}
+	return providers.Errorf("provider %q failed during %s: %s", s.name, op, status.Convert(err).Message())
 }
 
 // inProcess is the Closer that InProcess returns.

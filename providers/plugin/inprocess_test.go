@@ -55,22 +55,29 @@ func TestInProcessConformance(t *testing.T) {
 // then some more: it ignores cancellation as a buggy provider would.
 type hanger struct {
 	recorder
+	entered chan struct{} // closed when Apply is entered
 	release chan struct{}
 }
 
+func newHanger() *hanger {
+	return &hanger{entered: make(chan struct{}), release: make(chan struct{})}
+}
+
 func (h *hanger) Apply(ctx context.Context, _ providers.ApplyRequest) providers.ApplyResponse {
+	close(h.entered)
 	<-h.release
 	return providers.ApplyResponse{ID: "late"}
 }
 
 // TestInProcessCallEndsAtDeadline checks that a call into a provider that
 // does not return ends at the caller's deadline with an error that names
-// the provider and the call, as it does for a provider process.
+// the provider and the call, as it does for a provider process, and that
+// the provider, which may still be running that call, gets no other.
 func TestInProcessCallEndsAtDeadline(t *testing.T) {
-	h := &hanger{release: make(chan struct{})}
+	h := newHanger()
 	defer close(h.release)
 	p := plugin.InProcess("stuck", h)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	done := make(chan providers.ApplyResponse, 1)
 	go func() { done <- p.Apply(ctx, providers.ApplyRequest{Kind: "k", Planned: cty.EmptyObjectVal}) }()
@@ -85,18 +92,37 @@ func TestInProcessCallEndsAtDeadline(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Apply into a provider that never answers did not end at the caller's deadline")
 	}
+	select {
+	case <-h.entered:
+	default:
+		t.Fatal("the provider's Apply was never called: the test proves nothing")
+	}
+	ds := p.Validate(context.Background(), providers.ValidateRequest{Kind: "k", Config: cty.EmptyObjectVal}).Diagnostics
+	if !ds.HasErrors() || !strings.Contains(ds[0].Summary, "may still be running it") {
+		t.Errorf("a call after one that did not end in time got %v, want a refusal that says why", ds)
+	}
+	h.mu.Lock()
+	n := len(h.got)
+	h.mu.Unlock()
+	if n != 0 {
+		t.Errorf("the provider got %d more calls after one that did not end in time", n)
+	}
 }
 
 // TestInProcessCancelledCall checks that a cancelled call returns without
 // waiting for the provider.
 func TestInProcessCancelledCall(t *testing.T) {
-	h := &hanger{release: make(chan struct{})}
+	h := newHanger()
 	defer close(h.release)
 	p := plugin.InProcess("stuck", h)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan providers.ApplyResponse, 1)
 	go func() { done <- p.Apply(ctx, providers.ApplyRequest{Kind: "k", Planned: cty.EmptyObjectVal}) }()
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-h.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the provider's Apply was never called")
+	}
 	cancel()
 	select {
 	case resp := <-done:

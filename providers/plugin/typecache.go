@@ -110,8 +110,9 @@ func (tc *typeCache) describe(ty cty.Type) ([]byte, error) {
 		tc.json = nil
 	}
 	tc.json = append(tc.json, describedType{ty: ty, json: tj})
-	// The description parses back to ty: a cache shared by the two
-	// halves of a connection in one process never parses it.
+	// The description parses back to ty (for every type whose attribute
+	// names are valid UTF-8, as schemas' names are): a cache shared by
+	// the two halves of a connection in one process never parses it.
 	tc.remember(tj, ty)
 	tc.mu.Unlock()
 	return tj, nil
@@ -168,7 +169,7 @@ func splitDynamic(b []byte) (tj, val []byte, ok bool) {
 	default:
 		return nil, nil, false
 	}
-	if n > len(b)-start {
+	if n < 0 || n > len(b)-start {
 		return nil, nil, false
 	}
 	return b[start : start+n], b[start+n:], true

@@ -331,6 +331,22 @@ func (s *Store) writeNamed(name string, data []byte) error {
 }
 
 // syncDir makes the entries of the directory dir durable.
+// syncFile makes the file at path and its directory entry durable.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -549,9 +565,14 @@ func (s *Store) PutOutputs(outs []Output) error {
 		return fmt.Errorf("inventory: encode outputs: %w", err)
 	}
 	b = append(b, '\n')
-	// Most applies leave the outputs as they were: the file is then left
-	// alone, which spares a synchronous write on every apply.
-	if old, err := os.ReadFile(filepath.Join(s.dir, outputsFile)); err == nil && bytes.Equal(old, b) {
+	// Most applies leave the outputs as they were: the file is then not
+	// written again, only made durable in case its writer died before it
+	// was (nearly free when it was).
+	path := filepath.Join(s.dir, outputsFile)
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		if err := syncFile(path); err != nil {
+			return fmt.Errorf("inventory: write outputs: %w", err)
+		}
 		return nil
 	}
 	if err := s.writeFile(outputsFile, b); err != nil {

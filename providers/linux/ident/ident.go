@@ -9,11 +9,11 @@
 // berth command about a millisecond before main.
 package ident
 
-// Valid reports whether s is 1 to max bytes long, its first byte is an
+// Valid reports whether s is 1 to maxLen bytes long, its first byte is an
 // ASCII letter or digit or one of first, and each following byte is an
 // ASCII letter or digit or one of rest.
-func Valid(s string, max int, first, rest string) bool {
-	if len(s) == 0 || len(s) > max {
+func Valid(s string, maxLen int, first, rest string) bool {
+	if len(s) == 0 || len(s) > maxLen {
 		return false
 	}
 	extra := first

@@ -36,17 +36,41 @@ func Write(path string, v any) error {
 }
 
 // WriteChanged is Write, except that a file that already holds what Write
-// would write is left alone: no synchronous write for a record that did
-// not change.
+// would write is not written again: it is only made durable, in case its
+// writer died before it was, which costs next to nothing when it was.
 func WriteChanged(path string, v any) error {
 	b, err := encode(path, v)
 	if err != nil {
 		return err
 	}
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
+		if err := syncFile(path); err != nil {
+			return fmt.Errorf("write %s: %w", path, err)
+		}
 		return nil
 	}
 	return write(path, b)
+}
+
+// syncFile makes the file at path and its directory entry durable.
+func syncFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // encode returns v as Write writes it.

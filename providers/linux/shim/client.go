@@ -45,9 +45,10 @@ func Launch(ctx context.Context, d Dir, exe string, args []string) (int, error) 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = shimEnv()
 	// No transparent huge pages for the shim, which inherits the flag: a
-	// small process that maps the berth binary in 2 MiB pages would be
-	// charged megabytes for the few functions it runs. The flag touches
-	// only pages mapped from now on in this process too.
+	// small process that maps its program in 2 MiB pages would be charged
+	// megabytes for the few functions it runs. The flag also holds for
+	// this process (berth's command or a provider process), for the pages
+	// it maps from now on only.
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 	if err := cmd.Start(); err != nil {
 		w.Close()
