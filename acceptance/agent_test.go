@@ -399,6 +399,22 @@ file "peek" {
 		}
 		requireContains(t, "berth plan --fleet of a configuration reading a host file", r.stdout, "outside the configuration directory")
 		requireNotContains(t, "berth plan --fleet of a configuration reading a host file", r.stdout+r.stderr, f.webhookSecret)
+
+		// Nor may it probe them through a provider: an image archive
+		// missing from the hosts is not reported as missing, as a plan
+		// on the host itself would.
+		probe := current + `
+image "probe" {
+  archive = "/nonexistent/berth-probe.tar"
+}
+`
+		agentWriteFile(t, filepath.Join(cfg, "main.hcl"), probe, 0o644)
+		r = db1.berth(nil, "plan", "--fleet", db1.agentAddr(), cfg)
+		if r.code != 0 {
+			t.Errorf("berth plan --fleet of a configuration naming a missing archive exited %d, want 0\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		requireContains(t, "berth plan --fleet of a configuration naming a missing archive", r.stdout, "image.probe")
+		requireNotContains(t, "berth plan --fleet of a configuration naming a missing archive", r.stdout+r.stderr, "cannot be read")
 	})
 
 	t.Run("tcp_api_needs_the_token", func(t *testing.T) {

@@ -100,6 +100,7 @@ type engineRunner struct {
 func (r *engineRunner) Run(ctx context.Context, req agent.RunRequest) (*agent.Outcome, error) {
 	o := r.opts
 	o.providerProcesses = true
+	o.confined = req.Confine
 	s, err := openSession(ctx, r.env, &o, "berth agent", true)
 	if err != nil {
 		return nil, err

@@ -78,7 +78,7 @@ func cmdProvider(_ context.Context, env *cliEnv, args []string) int {
 	if stateDir == "" {
 		stateDir = "/var/lib/berth"
 	}
-	p, err := builtinProvider(env, args[0], stateDir)
+	p, err := builtinProvider(env, args[0], stateDir, env.getenv(confinedEnv) == "1")
 	if err != nil {
 		fmt.Fprintf(env.stderr, "berth: %v\n", err)
 		return 1
@@ -87,14 +87,20 @@ func cmdProvider(_ context.Context, env *cliEnv, args []string) int {
 	return 0
 }
 
+// confinedEnv tells a built-in provider process to serve a configuration
+// the host does not trust (options.confined).
+const confinedEnv = "BERTH_PROVIDER_CONFINED"
+
 // builtinProvider returns the built-in provider name for a state
-// directory.
-func builtinProvider(env *cliEnv, name, stateDir string) (providers.Provider, error) {
+// directory, confined or not (options.confined).
+func builtinProvider(env *cliEnv, name, stateDir string, confined bool) (providers.Provider, error) {
 	switch name {
 	case local.Name:
 		return local.New(filepath.Join(stateDir, "providers", "local")), nil
 	case linux.Name:
-		p, err := linux.New(linuxOptions(env, stateDir))
+		opts := linuxOptions(env, stateDir)
+		opts.Confined = confined
+		p, err := linux.New(opts)
 		if err != nil {
 			return nil, fmt.Errorf("linux provider: %w", err)
 		}
@@ -185,6 +191,10 @@ type options struct {
 	// providerProcesses runs each built-in provider in a process of its
 	// own rather than in berth's.
 	providerProcesses bool
+	// confined serves a configuration the host does not trust: the
+	// built-in providers look at no host path it names and contact no
+	// registry while planning (linux.Options.Confined).
+	confined bool
 }
 
 func (o *options) register(fs *flag.FlagSet, withVars bool) {
@@ -331,6 +341,9 @@ func openSession(ctx context.Context, env *cliEnv, o *options, command string, w
 func (s *session) startProviders(ctx context.Context) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
 	env := []string{"BERTH_STATE_DIR=" + s.stateDir}
+	if s.opts.confined {
+		env = append(env, confinedEnv+"=1")
+	}
 	// start starts a provider's process; a provider that crashed or hung
 	// is started again for the next call, a few times at most, so that
 	// independent objects still get managed.
@@ -358,7 +371,7 @@ func (s *session) startProviders(ctx context.Context) (map[string]providers.Prov
 		}
 		lazy, err := plugin.NewLazy(name, builtinSchema(name, s.stateDir), func(ctx context.Context) (plugin.Closer, error) {
 			if !s.opts.providerProcesses {
-				p, err := builtinProvider(s.env, name, s.stateDir)
+				p, err := builtinProvider(s.env, name, s.stateDir, s.opts.confined)
 				if err != nil {
 					return nil, err
 				}

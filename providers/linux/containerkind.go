@@ -34,7 +34,9 @@ var inPlace = map[string]bool{"id": true, "state": true, "resources": true}
 // addresses, published ports and /etc/hosts are changed around it.
 var netInPlace = map[string]bool{"network": true, "ports": true, "publish": true, "publish_all": true, "extra_hosts": true, "dns": true, "ip_address": true, "published_ports": true}
 
-func validateContainer(o obj) providers.Diagnostics {
+// validateContainer checks a container's configuration; hostPaths tells
+// whether it may look at the host's files (bind sources).
+func validateContainer(o obj, hostPaths bool) providers.Diagnostics {
 	var diags providers.Diagnostics
 	bad := func(path cty.Path, format string, args ...any) {
 		diags = append(diags, providers.AttributeErrorf(path, format, args...)...)
@@ -106,7 +108,7 @@ func validateContainer(o obj) providers.Diagnostics {
 				bad(path.GetAttr("source"), "a bind mount needs a source: an absolute host path")
 			case src != "" && !filepath.IsAbs(src):
 				bad(path.GetAttr("source"), "bind source %q must be an absolute host path", src)
-			case src != "" && !m.boolean("create_host_path", false):
+			case src != "" && !m.boolean("create_host_path", false) && hostPaths:
 				if _, err := os.Stat(src); err != nil {
 					bad(path.GetAttr("source"), "bind source %q does not exist on this host: create it, or set create_host_path = true", src)
 				}

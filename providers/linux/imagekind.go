@@ -13,7 +13,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-func validateImage(o obj) providers.Diagnostics {
+// validateImage checks an image's configuration; hostPaths tells whether
+// it may look at the host's files (the archive).
+func validateImage(o obj, hostPaths bool) providers.Diagnostics {
 	var diags providers.Diagnostics
 	if !o.set("ref") && !o.unknown("ref") && !o.set("archive") && !o.unknown("archive") {
 		diags = append(diags, providers.Errorf("an image needs ref (to pull it) or archive (to load it)")...)
@@ -35,7 +37,7 @@ func validateImage(o obj) providers.Diagnostics {
 	default:
 		diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("pull"), `unknown pull policy %q: use "missing" or "always"`, o.str("pull"))...)
 	}
-	if a := o.str("archive"); a != "" {
+	if a := o.str("archive"); a != "" && hostPaths {
 		if _, err := os.Stat(a); err != nil {
 			diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("archive"), "image archive %q cannot be read: %s", a, err)...)
 		}
@@ -105,6 +107,17 @@ func (p *Provider) planImage(ctx context.Context, prior, cfg cty.Value) (resp pr
 		return known(name, local.Digest)
 	}
 	if o.str("archive") != "" {
+		if haveLocal {
+			return known(name, local.Digest)
+		}
+		return unknown()
+	}
+	if p.opts.Confined {
+		resp.Diagnostics = append(resp.Diagnostics, providers.Diagnostic{
+			Severity: providers.Warning,
+			Summary:  fmt.Sprintf("%s not checked on its registry: a plan sent to the agent contacts no registry", name),
+			Detail:   "The host's own plans and applies check it.",
+		})
 		if haveLocal {
 			return known(name, local.Digest)
 		}

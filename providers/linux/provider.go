@@ -43,6 +43,13 @@ type Options struct {
 	// DockerConfig is the path of a docker config.json for registry
 	// credentials; the default location when empty.
 	DockerConfig string
+	// Confined serves configurations that the host does not trust, such
+	// as plans sent to the agent's API: Validate and Plan then neither
+	// look at the host paths a configuration names (bind sources, image
+	// archives, CA files) nor contact a registry, so that a plan tells
+	// its sender nothing about the host's files or network; what they
+	// would have learnt is planned as unknown, with a warning.
+	Confined bool
 }
 
 // Provider is the linux provider.
@@ -180,13 +187,13 @@ func (p *Provider) Validate(_ context.Context, req providers.ValidateRequest) (r
 	o := obj{cfg}
 	switch req.Kind {
 	case KindRegistry:
-		resp.Diagnostics = validateRegistry(o)
+		resp.Diagnostics = validateRegistry(o, !p.opts.Confined)
 	case KindImage:
-		resp.Diagnostics = validateImage(o)
+		resp.Diagnostics = validateImage(o, !p.opts.Confined)
 	case KindVolume:
 		resp.Diagnostics = validateVolume(o)
 	case KindContainer:
-		resp.Diagnostics = validateContainer(o)
+		resp.Diagnostics = validateContainer(o, !p.opts.Confined)
 	case KindNetwork:
 		resp.Diagnostics = validateNetwork(o)
 	}

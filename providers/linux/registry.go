@@ -10,7 +10,9 @@ import (
 	"github.com/zclconf/go-cty/cty"
 )
 
-func validateRegistry(o obj) providers.Diagnostics {
+// validateRegistry checks a registry's configuration; hostPaths tells
+// whether it may look at the host's files (the CA file).
+func validateRegistry(o obj, hostPaths bool) providers.Diagnostics {
 	var diags providers.Diagnostics
 	if a := o.str("address"); a != "" && (strings.Contains(a, "/") || strings.ContainsAny(a, " \t")) {
 		diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("address"),
@@ -19,7 +21,7 @@ func validateRegistry(o obj) providers.Diagnostics {
 	if o.set("password") && !o.set("username") && !o.unknown("username") {
 		diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("password"), "a password needs a username: set username too")...)
 	}
-	if f := o.str("ca_file"); f != "" {
+	if f := o.str("ca_file"); f != "" && hostPaths {
 		if _, err := os.Stat(f); err != nil {
 			diags = append(diags, providers.AttributeErrorf(cty.GetAttrPath("ca_file"), "ca_file %q cannot be read: %s", f, err)...)
 		}
