@@ -340,10 +340,13 @@ func openSession(ctx context.Context, env *cliEnv, o *options, command string, w
 
 func (s *session) startProviders(ctx context.Context) (map[string]providers.Provider, error) {
 	out := map[string]providers.Provider{}
-	env := []string{"BERTH_STATE_DIR=" + s.stateDir}
+	// Always set, so that berth's own environment cannot confine or
+	// unconfine a provider.
+	confined := confinedEnv + "=0"
 	if s.opts.confined {
-		env = append(env, confinedEnv+"=1")
+		confined = confinedEnv + "=1"
 	}
+	env := []string{"BERTH_STATE_DIR=" + s.stateDir, confined}
 	// start starts a provider's process; a provider that crashed or hung
 	// is started again for the next call, a few times at most, so that
 	// independent objects still get managed.
