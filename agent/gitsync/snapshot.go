@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/berthhq/berth/internal/fsync"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
@@ -73,7 +74,7 @@ func (s *Syncer) Checkout(ctx context.Context, rev Revision) (string, error) {
 		err = os.Chmod(tmp, 0o755)
 	}
 	if err == nil {
-		err = syncDir(tmp)
+		err = fsync.Dir(tmp)
 	}
 	if err == nil {
 		err = os.Rename(tmp, dest)
@@ -82,7 +83,7 @@ func (s *Syncer) Checkout(ctx context.Context, rev Revision) (string, error) {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("checkout %s: %w", rev, err)
 	}
-	if err := syncDir(s.snapshotsDir()); err != nil {
+	if err := fsync.Dir(s.snapshotsDir()); err != nil {
 		return "", fmt.Errorf("checkout %s: %w", rev, err)
 	}
 	s.log.Debug("snapshot written", "revision", rev.String(), "dir", dest)
@@ -138,7 +139,7 @@ func (w *snapshotWriter) writeTree(tree *object.Tree, rel string) error {
 			if err := os.Chmod(full, 0o755); err != nil {
 				return err
 			}
-			if err := syncDir(full); err != nil {
+			if err := fsync.Dir(full); err != nil {
 				return err
 			}
 		case filemode.Regular, filemode.Deprecated, filemode.Executable:
@@ -301,19 +302,6 @@ func resolveIn(root string, cur []string, target string, hops *int) ([]string, e
 		}
 	}
 	return cur, nil
-}
-
-// syncDir flushes a directory's entries to disk.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // Prune removes the snapshots other than those of keep, given as commit

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berthhq/berth/internal/fsync"
 	"golang.org/x/sys/unix"
 )
 
@@ -185,7 +186,7 @@ func mkdirDurable(dir string) error {
 		return err
 	}
 	for _, p := range missing {
-		if err := syncDir(filepath.Dir(p)); err != nil {
+		if err := fsync.Dir(filepath.Dir(p)); err != nil {
 			return err
 		}
 	}
@@ -288,7 +289,7 @@ func (s *Store) writeUnnamed(name string, data []byte) error {
 		_ = os.Remove(tmp)
 		return err
 	}
-	return syncDir(s.dir)
+	return fsync.Dir(s.dir)
 }
 
 // writeNamed writes data to a new named temporary file, which it holds an
@@ -327,33 +328,7 @@ func (s *Store) writeNamed(name string, data []byte) error {
 		return err
 	}
 	renamed = true
-	return syncDir(s.dir)
-}
-
-// syncDir makes the entries of the directory dir durable.
-// syncFile makes the file at path and its directory entry durable.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsync.Dir(s.dir)
 }
 
 // Put records e, replacing the entry with the same token; it is durable when
@@ -385,7 +360,7 @@ func (s *Store) Remove(token string) error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("inventory: remove %s: %w", token, err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := fsync.Dir(s.dir); err != nil {
 		return fmt.Errorf("inventory: remove %s: %w", token, err)
 	}
 	return nil
@@ -570,7 +545,7 @@ func (s *Store) PutOutputs(outs []Output) error {
 	// was (nearly free when it was).
 	path := filepath.Join(s.dir, outputsFile)
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
-		if err := syncFile(path); err != nil {
+		if err := fsync.File(path); err != nil {
 			return fmt.Errorf("inventory: write outputs: %w", err)
 		}
 		return nil

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berthhq/berth/internal/fsync"
 	"golang.org/x/sys/unix"
 )
 
@@ -172,13 +173,9 @@ func removeFile(path string) error {
 	return syncDir(filepath.Dir(path))
 }
 
+// syncDir flushes the entries of dir to disk.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/berthhq/berth/internal/fsync"
 )
 
 // Read decodes the JSON file at path into v. A missing file gives an error
@@ -44,33 +46,12 @@ func WriteChanged(path string, v any) error {
 		return err
 	}
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, b) {
-		if err := syncFile(path); err != nil {
+		if err := fsync.File(path); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
 		return nil
 	}
 	return write(path, b)
-}
-
-// syncFile makes the file at path and its directory entry durable.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // encode returns v as Write writes it.

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berthhq/berth/internal/fsync"
 	"github.com/berthhq/berth/providers/linux/layer"
 )
 
@@ -318,13 +319,9 @@ func syncFS(dir string) error {
 	return nil
 }
 
+// syncDir flushes the entries of dir to disk.
 func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := fsync.Dir(dir); err != nil {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
