@@ -310,8 +310,10 @@ func (c *Client) before(_ context.Context, op string) providers.Diagnostics {
 		return providers.Errorf("provider %q is not running (%s), so berth cannot call %s; run berth again to restart it", c.name, reason, op)
 	}
 	if st, ok := c.exitStatus(); ok {
-		c.setStopped("it exited unexpectedly: " + st)
-		return providers.Errorf("provider %q is not running: it exited unexpectedly (%s); last output: %s", c.name, st, c.output.String())
+		// The process ended on its own: it crashed, during another call
+		// or between calls. Calls in flight report the same reason.
+		c.setStopped("it crashed: " + st)
+		return providers.Errorf("provider %q is not running: it crashed (%s); last output: %s", c.name, st, c.output.String())
 	}
 	return nil
 }
