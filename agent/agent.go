@@ -23,6 +23,7 @@ import (
 	"github.com/berthhq/berth/agent/gitsync"
 	"github.com/berthhq/berth/agent/gossip"
 	"github.com/berthhq/berth/agent/metrics"
+	"github.com/berthhq/berth/internal/fsync"
 )
 
 // Source gives the revisions of the configuration: gitsync.Syncer is one.
@@ -361,21 +362,7 @@ func (a *Agent) save() {
 		a.log.Error("cannot save the agent record", "err", err)
 		return
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err == nil {
-		_, err = f.Write(b)
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
+	if err := fsync.WriteFile(p, b, 0o600); err != nil {
 		a.log.Error("cannot save the agent record", "err", err)
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/berthhq/berth/internal/fsync"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
@@ -181,7 +181,7 @@ func (r *remoteAuth) prepare() error {
 	if r.ssh == nil || r.ssh.HostKeyCallback != nil {
 		return nil
 	}
-	if err := writeFileAtomic(r.knownHostsPath, r.knownHosts, 0o600); err != nil {
+	if err := fsync.WriteFile(r.knownHostsPath, r.knownHosts, 0o600); err != nil {
 		return fmt.Errorf("known_hosts: %w", err)
 	}
 	db, err := gitssh.NewKnownHostsDb(r.knownHostsPath)
@@ -230,30 +230,4 @@ func redactErr(err error, secrets []string) error {
 		return err
 	}
 	return &redactedError{err: err, secrets: secrets}
-}
-
-// writeFileAtomic writes b to name through a temporary file and a rename.
-func writeFileAtomic(name string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

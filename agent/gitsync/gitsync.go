@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berthhq/berth/internal/fsync"
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -375,7 +376,7 @@ func (s *Syncer) checkSnapshotPath() error {
 	if err := os.RemoveAll(s.snapshotsDir()); err != nil {
 		return fmt.Errorf("snapshots: %w", err)
 	}
-	return writeFileAtomic(marker, []byte(want), 0o600)
+	return fsync.WriteFile(marker, []byte(want), 0o600)
 }
 
 // Fetch brings the tracked ref's tip into the cache repository and
